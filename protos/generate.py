@@ -31,7 +31,9 @@ def generate(out_dir: Path) -> list[Path]:
     """Run protoc on every proto into ``out_dir``; return the generated paths relative to it."""
     from grpc_tools import protoc  # dev dependency: only needed to regenerate
 
-    plugin = shutil.which("protoc-gen-mypy_grpc")
+    # Look beside this interpreter too: a venv's scripts are there even when it is not activated.
+    plugin = shutil.which("protoc-gen-mypy_grpc") or shutil.which(
+        "protoc-gen-mypy_grpc", path=str(Path(sys.executable).parent))
     if plugin is None:
         raise SystemExit("protoc-gen-mypy_grpc not found: pip install -e '.[dev]' (mypy-protobuf)")
     include_wkt = Path(protoc.__file__).parent / "_proto"

@@ -107,6 +107,12 @@ class ManagedProcess:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs. Reaps it first if it is our exited child (a zombie still 'exists')."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,5 @@
+import sys
+
+from neuromesh.cli import main
+
+sys.exit(main())
