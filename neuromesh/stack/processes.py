@@ -6,7 +6,7 @@ Example
 >>> p = ManagedProcess("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"])
 >>> p.start(); p.running
 True
->>> p.stop(); p.running
+>>> _ = p.stop(); p.running
 False
 """
 
