@@ -96,7 +96,7 @@ class RunningServer:
     def metrics_port(self) -> int:
         return self.metrics_endpoint.port
 
-    async def drain_and_stop(self, grace_s: float) -> None:
+    async def drain_and_stop(self, grace_s: float, notice_s: float = 0.0) -> None:
         """Report NOT_SERVING, stop taking calls, let in-flight calls finish for up to ``grace_s``.
 
         Health goes first so that health watchers (load balancers, client-side health
@@ -105,6 +105,9 @@ class RunningServer:
         endpoint stops last, so a final scrape still sees the drained calls.
         """
         await self.health.enter_graceful_shutdown()
+        # A Check polled now is still answered (NOT_SERVING) during the notice; after stop() it
+        # is refused, which a poller cannot tell from a crash.
+        await asyncio.sleep(notice_s)
         await self.server.stop(grace_s)
         # Shutting down the HTTP server blocks for up to its poll interval: not on the loop.
         await asyncio.to_thread(self.metrics_endpoint.close)
@@ -196,7 +199,7 @@ async def serve_until_signalled(service: ServiceDefinition, settings: Settings) 
 
     started = time.monotonic()
     logger.info("draining", extra={"signal": received.name, "grace_s": settings.drain_grace_s})
-    await running.drain_and_stop(settings.drain_grace_s)
+    await running.drain_and_stop(settings.drain_grace_s, settings.drain_notice_s)
     logger.info("stopped", extra={"drain_s": round(time.monotonic() - started, 3)})
 
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one")
     metrics_port: int = Field(9464, ge=0, le=65535, description="HTTP port of /metrics; 0 picks a free one")
     drain_grace_s: float = Field(10.0, ge=0, description="seconds in-flight calls may finish after SIGTERM")
+    drain_notice_s: float = Field(0.0, ge=0, description="seconds between reporting NOT_SERVING and refusing "
+                                  "new calls, so polling health checks (Kubernetes readiness) see the drain")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest gRPC message accepted")
 
     # --- object store (any S3 API: SeaweedFS locally, MinIO when deployed)

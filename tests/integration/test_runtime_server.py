@@ -321,6 +321,25 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(tmp_path):
     assert records[0]["service"] == "decoding-test" and records[1]["signal"] == "SIGTERM"
 
 
+def test_polled_health_checks_see_not_serving_during_the_drain_notice(tmp_path):
+    grpc_port = free_port()
+    process = service_process(tmp_path / "service.log", grpc_port=str(grpc_port), metrics_port="0",
+                              drain_grace_s="2", drain_notice_s="1.5")
+    try:
+        address = f"127.0.0.1:{grpc_port}"
+        process.wait_healthy(lambda: grpc_health_status(address, SERVICE_FULL_NAME) == "SERVING", timeout_s=15)
+        process.popen.send_signal(signal.SIGTERM)
+        seen = set()
+        deadline = time.monotonic() + 5
+        while process.running and time.monotonic() < deadline:
+            seen.add(grpc_health_status(address, SERVICE_FULL_NAME, timeout_s=0.5))
+            time.sleep(0.05)
+        assert process.popen.wait(timeout=10) == 0
+    finally:
+        process.stop(timeout_s=2)
+    assert "NOT_SERVING" in seen, seen
+
+
 def test_an_invalid_setting_exits_2_naming_the_variable(tmp_path):
     process = service_process(tmp_path / "service.log", grpc_port="abc")
     try:
