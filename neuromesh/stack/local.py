@@ -138,7 +138,9 @@ class LocalStack:
                              "NEUROMESH_S3_ENDPOINT to use it as an existing S3 server")
         server = SeaweedS3(self.state_dir / "s3", access_key=self.settings.s3_access_key,
                            secret_key=self.settings.s3_secret_key, host=host, s3_port=int(port),
-                           log_path=logs / "object-store.log")
+                           log_path=logs / "object-store.log",
+                           reserved_ports=frozenset(self.port(p) for spec in discover_services()
+                                                    for p in (spec.grpc_port, spec.metrics_port)))
         try:
             server.start(timeout_s=timeout_s)
         finally:

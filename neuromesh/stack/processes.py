@@ -17,16 +17,26 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def free_port(host: str = "127.0.0.1", *, avoid: Collection[int] = ()) -> int:
+    """A TCP port that is free on ``host`` now (the OS picks it), not one of ``avoid``.
+
+    ``avoid`` holds ports that are free now but promised to a process that starts later (the
+    local stack's service ports): the OS hands out ports from the same range, so without it a
+    helper process could take a service's port first.
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise OSError(f"no free port on {host} outside the {len(avoid)} reserved ones")
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:

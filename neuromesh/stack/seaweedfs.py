@@ -47,6 +47,8 @@ class SeaweedS3:
     s3_port: int = 0            # 0: a free port
     host: str = "127.0.0.1"
     log_path: Path | None = None
+    #: ports the internal components must not take (reserved for processes started later)
+    reserved_ports: frozenset[int] = frozenset()
     process: ManagedProcess | None = field(default=None, init=False)
 
     @property
@@ -54,7 +56,7 @@ class SeaweedS3:
         return f"{self.host}:{self.s3_port}"
 
     def argv(self) -> list[str]:
-        ports = {flag: free_port(self.host) for flag in _PORT_FLAGS + _EXTRA_PORT_FLAGS}
+        ports = {flag: free_port(self.host, avoid=self.reserved_ports) for flag in _PORT_FLAGS + _EXTRA_PORT_FLAGS}
         if self.s3_port:
             ports["s3.port"] = self.s3_port
         self.s3_port = ports["s3.port"]
