@@ -1,7 +1,11 @@
-"""A reaching session with known ground truth, for tests, benchmarks and the demo.
+"""Synthetic sessions with known ground truth, for tests, benchmarks and the demo.
 
-The model
----------
+Two sessions: a continuous reaching session (:func:`simulate_reaching_session`, for regression
+decoders) and a trial-structured session of discrete conditions
+(:func:`simulate_condition_session`, for classifiers; its model is in that function's docstring).
+
+The reaching model
+------------------
 * **Hand velocity** ``v(t) = (vx, vy)`` in cm/s: two independent Gaussian processes, white noise
   on a 5 ms grid smoothed by a Gaussian kernel (sigma 150 ms, so velocity changes over a few
   hundred milliseconds like reaching movements), each scaled to a standard deviation of
@@ -31,7 +35,7 @@ import numpy as np
 
 from .binning import bin_spike_trains, count_bins
 
-__all__ = ["SyntheticSession", "simulate_reaching_session"]
+__all__ = ["SyntheticSession", "simulate_reaching_session", "ConditionSession", "simulate_condition_session"]
 
 _GRID_S = 0.005          # resolution of the velocity process
 _SMOOTHING_S = 0.15      # sigma of the Gaussian kernel that makes velocity smooth
@@ -176,3 +180,177 @@ def simulate_reaching_session(*, n_units: int = 60, duration_s: float = 300.0, b
                             bin_centres_s=centres, rates_hz=rates_at(centres), preferred_directions_rad=theta,
                             baseline_rates_hz=baseline, modulation_hz=modulation, n_units=n_units,
                             duration_s=duration_s, bin_width_s=bin_width_s, lag_s=_LAG_S)
+
+
+# ------------------------------------------------------------------------------------------------
+# trials of discrete conditions
+
+
+@dataclass(frozen=True)
+class ConditionSession:
+    """Binned spike counts of trials of discrete conditions, from :func:`simulate_condition_session`.
+
+    Trials follow each other without gaps; bin ``k`` of the session is bin ``k % bins_per_trial``
+    of trial ``k // bins_per_trial``.
+
+    Attributes
+    ----------
+    counts : ndarray of float32, shape (n_bins, n_units)
+        Spike counts, ``n_bins = n_trials * bins_per_trial``.
+    condition : ndarray of int64, shape (n_bins,)
+        Condition ``0 .. n_conditions - 1`` of the trial each bin belongs to.
+    trial : ndarray of int64, shape (n_bins,)
+        Trial index of each bin, ``0 .. n_trials - 1``, in the order the trials were run.
+    time_in_trial_s : ndarray of float64, shape (n_bins,)
+        Centre of each bin relative to the start of its trial.
+    trial_condition : ndarray of int64, shape (n_trials,)
+        Condition of each trial (every condition occurs ``n_trials_per_condition`` times, in
+        random order).
+    rates_hz : ndarray of float64, shape (n_bins, n_units)
+        True firing rates, constant within a bin.
+    tuning_gain : ndarray of float64, shape (bins_per_trial,)
+        ``g`` of the model at each bin of a trial: 0 in the baseline, 1 once fully tuned.
+    condition_directions_rad : ndarray, shape (n_conditions,)
+        ``phi_c = 2 pi c / n_conditions``.
+    preferred_directions_rad, baseline_rates_hz, modulation_hz : ndarray, shape (n_units,)
+        ``theta_i``, ``b_i`` and ``m_i`` of the model.
+    n_units, n_conditions, n_trials, bins_per_trial : int
+    bin_width_s, baseline_s, ramp_s : float
+    """
+
+    counts: np.ndarray
+    condition: np.ndarray
+    trial: np.ndarray
+    time_in_trial_s: np.ndarray
+    trial_condition: np.ndarray
+    rates_hz: np.ndarray
+    tuning_gain: np.ndarray
+    condition_directions_rad: np.ndarray
+    preferred_directions_rad: np.ndarray
+    baseline_rates_hz: np.ndarray
+    modulation_hz: np.ndarray
+    n_units: int
+    n_conditions: int
+    n_trials: int
+    bins_per_trial: int
+    bin_width_s: float
+    baseline_s: float
+    ramp_s: float
+
+
+def _count(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _non_negative(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def simulate_condition_session(*, n_units: int = 40, n_conditions: int = 4, n_trials_per_condition: int = 30,
+                               bins_per_trial: int = 40, bin_width_s: float = 0.05, baseline_s: float = 0.5,
+                               ramp_s: float = 0.5,
+                               seed: int | np.random.Generator | None = 0) -> ConditionSession:
+    """Simulate trials of discrete conditions (e.g. target directions) with time-varying tuning.
+
+    See Notes for the model.
+
+    Parameters
+    ----------
+    n_units : int, default 40
+        Number of units, >= 1.
+    n_conditions : int, default 4
+        Number of conditions, >= 2.
+    n_trials_per_condition : int, default 30
+        Trials of every condition, >= 1; the trial order is a random permutation.
+    bins_per_trial : int, default 40
+        Bins in a trial, >= 1.
+    bin_width_s : float, default 0.05
+        Bin width in seconds, > 0.
+    baseline_s : float, default 0.5
+        Untuned start of every trial, >= 0 and shorter than the trial.
+    ramp_s : float, default 0.5
+        Time over which the tuning grows from 0 to full, >= 0.
+    seed : int, numpy Generator or None, default 0
+        Seed of the random generator; the same seed gives the same session.
+
+    Returns
+    -------
+    ConditionSession
+
+    Raises
+    ------
+    ValueError
+        A parameter out of range or of the wrong type.
+
+    Notes
+    -----
+    Condition ``c`` is a direction ``phi_c = 2 pi c / n_conditions``. Unit ``i`` has a baseline
+    rate ``b_i ~ U(5, 25)`` Hz, a preferred direction ``theta_i ~ U(0, 2 pi)`` and a modulation
+    depth ``m_i = d_i * b_i``, ``d_i ~ U(0.4, 0.9)``, as in :func:`simulate_reaching_session`. At
+    time ``tau`` into a trial of condition ``c`` its rate is
+
+        rate_i(tau, c) = b_i + g(tau) * m_i * cos(phi_c - theta_i),
+        g(tau) = clip((tau - baseline_s) / ramp_s, 0, 1),
+
+    evaluated at the bin centre and held over the bin: untuned during the baseline (the first
+    ``baseline_s`` seconds), then the tuning ramps up linearly over ``ramp_s`` seconds (a step
+    when ``ramp_s = 0``) and stays. Rates are positive (``d_i < 1``). The count of each unit in
+    each bin is Poisson with mean ``rate * bin_width_s``, independent across bins and units, so
+    in the baseline the counts carry no information about the condition.
+
+    Examples
+    --------
+    >>> s = simulate_condition_session(n_units=5, n_conditions=3, n_trials_per_condition=2,
+    ...                                bins_per_trial=4, bin_width_s=0.25, baseline_s=0.5, ramp_s=0.0)
+    >>> s.counts.shape, s.trial_condition.shape, np.bincount(s.trial_condition).tolist()
+    ((24, 5), (6,), [2, 2, 2])
+    >>> s.time_in_trial_s[:4].tolist(), s.tuning_gain.tolist()
+    ([0.125, 0.375, 0.625, 0.875], [0.0, 0.0, 1.0, 1.0])
+    >>> bool(np.array_equal(s.condition, np.repeat(s.trial_condition, 4)))
+    True
+    """
+    n_units = _count(n_units, "n_units", 1)
+    n_conditions = _count(n_conditions, "n_conditions", 2)
+    n_trials_per_condition = _count(n_trials_per_condition, "n_trials_per_condition", 1)
+    bins_per_trial = _count(bins_per_trial, "bins_per_trial", 1)
+    bin_width_s = _positive(bin_width_s, "bin_width_s")
+    baseline_s = _non_negative(baseline_s, "baseline_s")
+    ramp_s = _non_negative(ramp_s, "ramp_s")
+    trial_s = bins_per_trial * bin_width_s
+    if baseline_s >= trial_s:
+        raise ValueError(f"baseline_s={baseline_s} leaves no tuned time in trials of {bins_per_trial} bins of "
+                         f"{bin_width_s} s ({trial_s:g} s)")
+    if not (seed is None or isinstance(seed, np.random.Generator)
+            or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0)):
+        raise ValueError(f"seed must be an integer >= 0, a numpy Generator or None, got {seed!r}")
+    rng = np.random.default_rng(seed)
+
+    theta = rng.uniform(0.0, 2.0 * np.pi, n_units)
+    baseline = rng.uniform(*_BASELINE_HZ, n_units)
+    modulation = rng.uniform(*_DEPTH, n_units) * baseline
+    phi = 2.0 * np.pi * np.arange(n_conditions) / n_conditions
+    n_trials = n_conditions * n_trials_per_condition
+    trial_condition = rng.permutation(np.repeat(np.arange(n_conditions), n_trials_per_condition)).astype(np.int64)
+
+    centres = (np.arange(bins_per_trial) + 0.5) * bin_width_s
+    if ramp_s > 0:
+        gain = np.clip((centres - baseline_s) / ramp_s, 0.0, 1.0)
+    else:   # a step at the end of the baseline
+        gain = (centres >= baseline_s).astype(np.float64)
+    tuning = modulation * np.cos(phi[:, np.newaxis] - theta)                   # (n_conditions, n_units)
+    # rates of every (trial, bin, unit): baseline plus the gained tuning of the trial's condition
+    rates = baseline + gain[np.newaxis, :, np.newaxis] * tuning[trial_condition][:, np.newaxis, :]
+    rates = rates.reshape(n_trials * bins_per_trial, n_units)
+    counts = rng.poisson(rates * bin_width_s).astype(np.float32)
+    return ConditionSession(
+        counts=counts, condition=np.repeat(trial_condition, bins_per_trial),
+        trial=np.repeat(np.arange(n_trials, dtype=np.int64), bins_per_trial),
+        time_in_trial_s=np.tile(centres, n_trials), trial_condition=trial_condition, rates_hz=rates,
+        tuning_gain=gain, condition_directions_rad=phi, preferred_directions_rad=theta,
+        baseline_rates_hz=baseline, modulation_hz=modulation, n_units=n_units, n_conditions=n_conditions,
+        n_trials=n_trials, bins_per_trial=bins_per_trial, bin_width_s=bin_width_s, baseline_s=baseline_s,
+        ramp_s=ramp_s)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from services.decoding.core.synthetic import simulate_reaching_session
+from services.decoding.core.synthetic import simulate_condition_session
 
 
 def test_shapes_types_and_order(reaching_session):
@@ -82,3 +83,83 @@ def test_units_are_cosine_tuned_and_lead_velocity_by_the_lag(reaching_session):
 def test_bad_parameters_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         simulate_reaching_session(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# the condition session
+
+
+@pytest.fixture(scope="module")
+def condition_session():
+    return simulate_condition_session()
+
+
+def test_condition_session_layout(condition_session):
+    s = condition_session
+    assert (s.n_units, s.n_conditions, s.n_trials, s.bins_per_trial) == (40, 4, 120, 40)
+    assert s.counts.shape == (4800, 40) and s.counts.dtype == np.float32
+    assert s.rates_hz.shape == (4800, 40)
+    for name in ("condition", "trial", "trial_condition"):
+        assert getattr(s, name).dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(s.trial_condition), [30, 30, 30, 30])
+    np.testing.assert_array_equal(s.trial, np.repeat(np.arange(120), 40))
+    np.testing.assert_array_equal(s.condition, s.trial_condition[s.trial])
+    np.testing.assert_allclose(s.time_in_trial_s[:3], [0.025, 0.075, 0.125])
+    np.testing.assert_allclose(s.time_in_trial_s[40:43], [0.025, 0.075, 0.125])
+    np.testing.assert_allclose(s.condition_directions_rad, [0.0, np.pi / 2, np.pi, 3 * np.pi / 2])
+    assert not np.array_equal(s.trial_condition, np.sort(s.trial_condition))   # randomly ordered
+
+
+def test_condition_session_gain_and_rates_follow_the_model(condition_session):
+    s = condition_session
+    tau = (np.arange(40) + 0.5) * 0.05
+    np.testing.assert_allclose(s.tuning_gain, np.clip((tau - 0.5) / 0.5, 0, 1))
+    tuning = s.modulation_hz * np.cos(s.condition_directions_rad[:, None] - s.preferred_directions_rad)
+    gain = s.tuning_gain[np.tile(np.arange(40), 120)]
+    expected = s.baseline_rates_hz + gain[:, None] * tuning[s.condition]
+    np.testing.assert_allclose(s.rates_hz, expected, rtol=1e-12)
+    assert np.all(s.rates_hz > 0)
+    # in the baseline every condition has the same rates
+    baseline = s.time_in_trial_s < s.baseline_s
+    np.testing.assert_allclose(s.rates_hz[baseline], np.broadcast_to(s.baseline_rates_hz, (baseline.sum(), 40)))
+
+
+def test_condition_session_counts_are_poisson_with_the_rates(condition_session):
+    s = condition_session
+    tuned = s.tuning_gain[np.tile(np.arange(40), 120)] == 1
+    for c in range(4):
+        rows = tuned & (s.condition == c)
+        expected = s.rates_hz[rows].sum(axis=0) * s.bin_width_s
+        z = (s.counts[rows].sum(axis=0) - expected) / np.sqrt(expected)
+        assert np.all(np.abs(z) < 5), (c, z)
+    residual = s.counts - s.rates_hz * s.bin_width_s
+    fano = residual.var(axis=0) / (s.rates_hz * s.bin_width_s).mean(axis=0)
+    assert 0.85 < np.median(fano) < 1.15
+
+
+def test_condition_session_step_tuning_and_seeds():
+    a = simulate_condition_session(n_units=3, n_conditions=2, n_trials_per_condition=2, bins_per_trial=4,
+                                   bin_width_s=0.25, baseline_s=0.5, ramp_s=0.0, seed=5)
+    np.testing.assert_array_equal(a.tuning_gain, [0.0, 0.0, 1.0, 1.0])
+    b = simulate_condition_session(n_units=3, n_conditions=2, n_trials_per_condition=2, bins_per_trial=4,
+                                   bin_width_s=0.25, baseline_s=0.5, ramp_s=0.0, seed=5)
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.trial_condition, b.trial_condition)
+    c = simulate_condition_session(seed=6)
+    assert not np.array_equal(c.counts, simulate_condition_session(seed=7).counts)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_units": 0}, r"n_units must be an integer >= 1, got 0"),
+    ({"n_conditions": 1}, r"n_conditions must be an integer >= 2, got 1"),
+    ({"n_trials_per_condition": 0}, r"n_trials_per_condition must be an integer >= 1, got 0"),
+    ({"bins_per_trial": 2.0}, r"bins_per_trial must be an integer >= 1, got 2.0"),
+    ({"bin_width_s": 0.0}, r"bin_width_s must be a finite number > 0"),
+    ({"baseline_s": -0.1}, r"baseline_s must be a finite number >= 0, got -0.1"),
+    ({"ramp_s": np.nan}, r"ramp_s must be a finite number >= 0"),
+    ({"baseline_s": 2.0}, r"baseline_s=2.0 leaves no tuned time in trials of 40 bins of 0.05 s \(2 s\)"),
+    ({"seed": -3}, r"seed must be an integer >= 0"),
+])
+def test_condition_session_bad_parameters_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_condition_session(**kwargs)
