@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     bucket: str = Field("neuromesh", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$",
                         description="bucket that holds the artifacts of this stack")
 
+    # --- compute
+    compute_threads: int = Field(1, ge=1, le=256, description="BLAS/OpenMP/torch threads one request computes "
+                                 "with; requests beyond cores // compute_threads wait their turn (two BLAS "
+                                 "pools fighting over two cores are slower than one)")
+    max_input_bytes: int = Field(8 * 2**30, ge=1, description="largest input a request may load into memory; "
+                                 "a bigger one is refused with RESOURCE_EXHAUSTED before it is read")
+
     # --- logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

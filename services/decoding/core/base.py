@@ -37,13 +37,13 @@ True
 
 from __future__ import annotations
 
-import io
-import json
 import numbers
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
+
+from services.common.models import ModelRegistry, StatefulModel
 
 from .cross_validation import _blocked_folds
 from .scores import r2_score
@@ -56,19 +56,10 @@ __all__ = ["Decoder", "DECODERS", "register_decoder", "save_model", "load_model"
 #: progress callback of ``fit``: ``report(fraction_done, message)``; raising stops the fit
 Report = Callable[[float, str], None]
 
-#: decoder name -> class, filled by :func:`register_decoder`
-DECODERS: dict[str, type["Decoder"]] = {}
-
-
-def register_decoder(name: str):
-    """Class decorator: make a decoder available under ``name`` (service API, :func:`load_model`)."""
-    def add(cls: type[Decoder]) -> type[Decoder]:
-        if name in DECODERS and DECODERS[name] is not cls:
-            raise ValueError(f"decoder name {name!r} is taken by {DECODERS[name].__name__}")
-        cls.decoder_name = name
-        DECODERS[name] = cls
-        return cls
-    return add
+#: decoder name -> class; :func:`register_decoder` fills it, :func:`save_model` and
+#: :func:`load_model` use it to store and rebuild fitted decoders
+DECODERS = ModelRegistry("decoder", name_attribute="decoder_name")
+register_decoder = DECODERS.register
 
 
 def window_tensor(features, *, history_bins: int, future_bins: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +132,7 @@ def check_targets(y, *, task: str, n_samples: int | None = None) -> np.ndarray:
     return y
 
 
-class Decoder(BaseEstimator):
+class Decoder(StatefulModel, BaseEstimator):
     """Base class of every decoder: the contract is in this module's docstring.
 
     Subclasses set ``task`` and ``state_attributes`` (the fitted attributes, numpy arrays or
@@ -152,8 +143,6 @@ class Decoder(BaseEstimator):
 
     #: "regression" or "classification"
     task: ClassVar[str] = "regression"
-    #: fitted attributes saved by :meth:`get_model_state`
-    state_attributes: ClassVar[tuple[str, ...]] = ()
     #: set by :func:`register_decoder`
     decoder_name: ClassVar[str] = ""
 
@@ -170,67 +159,24 @@ class Decoder(BaseEstimator):
             return float(np.mean(prediction == check_targets(y, task="classification")))
         return float(np.nanmean(r2_score(check_targets(y, task="regression"), prediction)))
 
-    def get_model_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """JSON-able constructor parameters, and the fitted arrays by name."""
-        missing = [a for a in self.state_attributes if not hasattr(self, a)]
-        if missing:
-            raise ValueError(f"{type(self).__name__} is not fitted (no {missing[0]})")
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params(deep=False).items()}
-        return params, {a: np.asarray(getattr(self, a)) for a in self.state_attributes}
-
-    @classmethod
-    def from_model_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Decoder":
-        model = cls(**params)
-        for name in cls.state_attributes:
-            if name not in arrays:
-                raise ValueError(f"the saved {cls.__name__} lacks its array {name!r}")
-            value = arrays[name]
-            setattr(model, name, value.item() if value.ndim == 0 else value)
-        return model
-
-
-_META_KEY = "__neuromesh_model__"
-
 
 def save_model(decoder: Decoder, *, metadata: dict[str, Any] | None = None) -> bytes:
-    """A fitted decoder as ``.npz`` bytes: its arrays plus one JSON entry naming class and params.
+    """A fitted decoder as ``.npz`` bytes (see :mod:`services.common.models`).
 
     ``metadata`` (JSON-able) travels with the model, e.g. the window it was trained with; read
     it back with :func:`load_model_with_metadata`.
     """
-    if not decoder.decoder_name:
-        raise ValueError(f"{type(decoder).__name__} is not a registered decoder")
-    params, arrays = decoder.get_model_state()
-    meta = json.dumps({"decoder": decoder.decoder_name, "params": params, "format": 1,
-                       "metadata": metadata or {}})
-    if _META_KEY in arrays:
-        raise ValueError(f"array name {_META_KEY!r} is reserved")
-    buffer = io.BytesIO()
-    np.savez(buffer, **{_META_KEY: np.frombuffer(meta.encode(), dtype=np.uint8)}, **arrays)
-    return buffer.getvalue()
+    return DECODERS.save(decoder, metadata=metadata)
 
 
 def load_model(data: bytes) -> Decoder:
     """The decoder saved by :func:`save_model`; ValueError if the bytes are not such a model."""
-    return load_model_with_metadata(data)[0]
+    return DECODERS.load(data)[0]
 
 
 def load_model_with_metadata(data: bytes) -> tuple[Decoder, dict[str, Any]]:
     """The decoder saved by :func:`save_model` and the metadata saved with it."""
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-        meta = json.loads(arrays.pop(_META_KEY).tobytes().decode())
-        name, params, metadata = meta["decoder"], meta["params"], meta.get("metadata", {})
-    except Exception as exc:  # zipfile, KeyError, JSON, pickle refusal: all mean "not a model"
-        raise ValueError(f"not a saved NeuroMesh decoder: {exc}") from None
-    if name not in DECODERS:
-        raise ValueError(f"the saved model is a {name!r} decoder, which this service does not know "
-                         f"(known: {sorted(DECODERS)})")
-    try:
-        return DECODERS[name].from_model_state(params, arrays), metadata
-    except (TypeError, KeyError) as exc:
-        raise ValueError(f"the saved {name!r} model is malformed: {exc}") from None
+    return DECODERS.load(data)
 
 
 # ------------------------------------------------------------------------------------------------
