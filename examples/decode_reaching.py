@@ -1,9 +1,11 @@
 """End-to-end analysis on the local stack: decode hand velocity from simulated motor cortex.
 
 A reaching session with known ground truth (cosine-tuned Poisson units driven by a 2-D hand
-velocity) is uploaded to the object store; the decoding service bins the spikes and
-cross-validates a Wiener filter, streaming its progress; the script prints the R² per velocity
-component and where the results lie.
+velocity) is uploaded to the object store; the decoding service bins the spikes
+(BinRecording) and trains a Wiener filter (Train: blocked 5-fold cross-validation with the
+ridge strength chosen by nested CV, a shuffled-label control, then a fit on all the data),
+streaming its progress; the script prints the R² per velocity component, the control's R²,
+and where the model, predictions, figure and report lie.
 
 Run it against a stack started by ``neuromesh up``::
 
@@ -62,24 +64,29 @@ def main(argv: list[str] | None = None) -> int:
 
     with grpc.insecure_channel(decoding.endpoint) as channel:
         stub = decoding_pb2_grpc.DecodingServiceStub(channel)
-        binned = stub.BinSpikes(decoding_pb2.BinSpikesRequest(
-            spike_times=times_ref, spike_units=units_ref, bin_width_s=bin_width, start_s=0.0,
-            stop_s=args.duration_s, n_units=session.n_units), timeout=120)
-        print(f"binned: {binned.n_bins} bins x {session.n_units} units -> s3://{binned.counts.bucket}/{binned.counts.key}")
+        binned = stub.BinRecording(decoding_pb2.BinRecordingRequest(
+            spikes=decoding_pb2.SpikeArrays(times=times_ref, unit_ids=units_ref, n_units=session.n_units),
+            bin_width_s=bin_width, start_s=0.0, stop_s=args.duration_s), timeout=120)
+        print(f"binned: {binned.n_bins} bins x {binned.n_units} units -> s3://{binned.counts.bucket}/{binned.counts.key}")
         result = None
-        for event in stub.CrossValidate(decoding_pb2.CrossValidateRequest(
-                features=binned.counts, targets=velocity_ref, decoder=decoding_pb2.DECODER_WIENER,
-                history_bins=5, n_folds=5), timeout=600):
+        for event in stub.Train(decoding_pb2.TrainRequest(
+                features=binned.counts, targets=velocity_ref,
+                decoder=decoding_pb2.DecoderSpec(name="wiener", history_bins=5), n_folds=5, n_shuffles=2),
+                timeout=600):
             if event.HasField("progress"):
-                print(f"  [{event.progress.fraction_done:4.0%}] {event.progress.message}")
+                print(f"  [{event.progress.fraction_done:4.0%}] {event.progress.stage}: {event.progress.message}")
             else:
                 result = event.result
 
-    for name, r2, r in zip(("vx", "vy"), result.r2, result.pearson_r):
+    scores = result.scores
+    for name, r2, r in zip(("vx", "vy"), scores.r2, scores.pearson_r):
         print(f"cross-validated R2 {name}: {r2:.3f} (Pearson r {r:.3f})")
-    print(f"ridge strength per fold: {', '.join(f'{a:g}' for a in result.fold_alphas)}")
+    print(f"shuffled-label control R2: {', '.join(f'{s:.3f}' for s in result.shuffled_scores)}")
     print(f"predictions: s3://{result.predictions.bucket}/{result.predictions.key} (Zarr v3, "
           f"shape {list(result.predictions.shape)}, sha256 {result.predictions.sha256[:12]}...)")
+    print(f"model: s3://{result.model.bucket}/{result.model.key}")
+    print(f"figure: s3://{result.figure.bucket}/{result.figure.key}")
+    print(f"report: s3://{result.report.bucket}/{result.report.key}")
     return 0
 
 

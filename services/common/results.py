@@ -11,10 +11,10 @@ Example
 >>> from neuromesh.common.v1 import artifact_pb2
 >>> from neuromesh.decoding.v1 import decoding_pb2
 >>> ref = artifact_pb2.ArtifactRef(bucket="b", key="x", sha256="ab" * 32)
->>> a = decoding_pb2.BinSpikesRequest(spike_times=ref, bin_width_s=0.05)
+>>> a = decoding_pb2.BinRecordingRequest(nwb_file=ref, bin_width_s=0.05)
 >>> moved = artifact_pb2.ArtifactRef(bucket="other", key="y", sha256="ab" * 32)
->>> b = decoding_pb2.BinSpikesRequest(spike_times=moved, bin_width_s=0.05)
->>> result_prefix("decoding", "BinSpikes", a, "1") == result_prefix("decoding", "BinSpikes", b, "1")
+>>> b = decoding_pb2.BinRecordingRequest(nwb_file=moved, bin_width_s=0.05)
+>>> result_prefix("decoding", "BinRecording", a, "1") == result_prefix("decoding", "BinRecording", b, "1")
 True
 """
 

@@ -106,8 +106,8 @@ def wait_until(condition, timeout_s: float = 5.0) -> bool:
     return condition()
 
 
-def bin_spikes(width: float) -> decoding_pb2.BinSpikesRequest:
-    return decoding_pb2.BinSpikesRequest(bin_width_s=width, start_s=0.0, stop_s=10.0)
+def bin_request(width: float) -> decoding_pb2.BinRecordingRequest:
+    return decoding_pb2.BinRecordingRequest(bin_width_s=width, start_s=0.0, stop_s=10.0)
 
 
 # --- health and reflection
@@ -133,12 +133,12 @@ def test_reflection_lists_the_service_health_and_reflection(server):
 
 
 def test_a_successful_call_answers(decoding):
-    assert decoding.BinSpikes(bin_spikes(0.5), timeout=5).n_bins == 20
+    assert decoding.BinRecording(bin_request(0.5), timeout=5).n_bins == 20
 
 
 def test_not_found_carries_message_and_error_detail(decoding):
     with pytest.raises(grpc.RpcError) as raised:
-        decoding.BinSpikes(bin_spikes(NOT_FOUND_WIDTH), timeout=5)
+        decoding.BinRecording(bin_request(NOT_FOUND_WIDTH), timeout=5)
     err = raised.value
     assert err.code() == grpc.StatusCode.NOT_FOUND
     assert err.details() == "artifact s3://neuromesh/spikes.zarr does not exist"
@@ -151,7 +151,7 @@ def test_not_found_carries_message_and_error_detail(decoding):
 
 def test_value_error_is_invalid_argument_with_its_message(decoding):
     with pytest.raises(grpc.RpcError) as raised:
-        decoding.BinSpikes(bin_spikes(INVALID_WIDTH), timeout=5)
+        decoding.BinRecording(bin_request(INVALID_WIDTH), timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.details() == "bin_width_s must be > 0, got -1.0"
     assert error_detail_from_status(rpc_status.from_call(raised.value)).reason == "INVALID_ARGUMENT"
@@ -159,7 +159,7 @@ def test_value_error_is_invalid_argument_with_its_message(decoding):
 
 def test_unexpected_error_is_internal_and_its_trace_stays_in_the_log(decoding, caplog):
     with pytest.raises(grpc.RpcError) as raised:
-        decoding.BinSpikes(bin_spikes(CRASH_WIDTH), timeout=5)
+        decoding.BinRecording(bin_request(CRASH_WIDTH), timeout=5)
     err = raised.value
     assert err.code() == grpc.StatusCode.INTERNAL
     assert err.details() == "internal error (RuntimeError); the service log has the details"
@@ -172,7 +172,7 @@ def test_unexpected_error_is_internal_and_its_trace_stays_in_the_log(decoding, c
 
 
 def test_error_in_the_middle_of_a_stream_follows_the_messages_sent(decoding):
-    call = decoding.CrossValidate(decoding_pb2.CrossValidateRequest(n_folds=3, future_bins=-1), timeout=5)
+    call = decoding.Train(decoding_pb2.TrainRequest(n_folds=3, decoder=decoding_pb2.DecoderSpec(future_bins=-1)), timeout=5)
     received = []
     with pytest.raises(grpc.RpcError) as raised:
         for reply in call:
@@ -187,10 +187,10 @@ def test_a_method_the_servicer_leaves_out_is_unimplemented():
     try:
         stub = decoding_pb2_grpc.DecodingServiceStub(bare.channel)
         with pytest.raises(grpc.RpcError) as raised:
-            stub.BinSpikes(bin_spikes(1.0), timeout=5)
+            stub.BinRecording(bin_request(1.0), timeout=5)
         assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
         samples = scrape(bare.running.metrics_port)
-        assert sample(samples, "grpc_server_handled_total", **call_labels("BinSpikes", "UNARY"),
+        assert sample(samples, "grpc_server_handled_total", **call_labels("BinRecording", "UNARY"),
                       grpc_code="UNIMPLEMENTED") >= 1
     finally:
         bare.stop()
@@ -202,18 +202,18 @@ def test_a_method_the_servicer_leaves_out_is_unimplemented():
 def test_metrics_count_calls_by_method_and_final_code(server, decoding):
     before = scrape(server.running.metrics_port)
     for _ in range(3):
-        decoding.BinSpikes(bin_spikes(0.5), timeout=5)
+        decoding.BinRecording(bin_request(0.5), timeout=5)
     for _ in range(2):
         with pytest.raises(grpc.RpcError):
-            decoding.BinSpikes(bin_spikes(NOT_FOUND_WIDTH), timeout=5)
-    replies = list(decoding.CrossValidate(decoding_pb2.CrossValidateRequest(n_folds=4), timeout=5))
+            decoding.BinRecording(bin_request(NOT_FOUND_WIDTH), timeout=5)
+    replies = list(decoding.Train(decoding_pb2.TrainRequest(n_folds=4), timeout=5))
     assert len(replies) == 5
     after = scrape(server.running.metrics_port)
 
     def delta(name, **labels):
         return sample(after, name, **labels) - sample(before, name, **labels)
 
-    unary, stream = call_labels("BinSpikes", "UNARY"), call_labels("CrossValidate", "SERVER_STREAM")
+    unary, stream = call_labels("BinRecording", "UNARY"), call_labels("Train", "SERVER_STREAM")
     assert delta("grpc_server_started_total", **unary) == 5
     assert delta("grpc_server_handled_total", **unary, grpc_code="OK") == 3
     assert delta("grpc_server_handled_total", **unary, grpc_code="NOT_FOUND") == 2
@@ -232,10 +232,10 @@ def test_metrics_count_calls_by_method_and_final_code(server, decoding):
 
 
 def test_client_cancel_stops_the_stream_and_counts_cancelled(server, servicer, decoding):
-    labels = call_labels("CrossValidate", "SERVER_STREAM")
+    labels = call_labels("Train", "SERVER_STREAM")
     before = sample(scrape(server.running.metrics_port), "grpc_server_handled_total", **labels,
                     grpc_code="CANCELLED")
-    call = decoding.CrossValidate(decoding_pb2.CrossValidateRequest(n_folds=50, history_bins=1000), timeout=30)
+    call = decoding.Train(decoding_pb2.TrainRequest(n_folds=50, decoder=decoding_pb2.DecoderSpec(history_bins=1000)), timeout=30)
     assert next(call).progress.stage == "fold"
     call.cancel()
     assert servicer.stream_cancelled.wait(5), "the handler did not see CancelledError"
@@ -244,11 +244,11 @@ def test_client_cancel_stops_the_stream_and_counts_cancelled(server, servicer, d
 
 
 def test_deadline_stops_the_call_and_counts_deadline_exceeded(server, servicer, decoding):
-    labels = call_labels("BinSpikes", "UNARY")
+    labels = call_labels("BinRecording", "UNARY")
     before = sample(scrape(server.running.metrics_port), "grpc_server_handled_total", **labels,
                     grpc_code="DEADLINE_EXCEEDED")
     with pytest.raises(grpc.RpcError) as raised:
-        decoding.BinSpikes(bin_spikes(SLOW_WIDTH), timeout=0.3)
+        decoding.BinRecording(bin_request(SLOW_WIDTH), timeout=0.3)
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert servicer.unary_cancelled.wait(5), "the handler did not see CancelledError"
     assert wait_until(lambda: sample(scrape(server.running.metrics_port), "grpc_server_handled_total",
@@ -295,8 +295,8 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(tmp_path):
             watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE_FULL_NAME), timeout=10)
             assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
 
-            stream = decoding_pb2_grpc.DecodingServiceStub(channel).CrossValidate(
-                decoding_pb2.CrossValidateRequest(n_folds=4, history_bins=300), timeout=10)
+            stream = decoding_pb2_grpc.DecodingServiceStub(channel).Train(
+                decoding_pb2.TrainRequest(n_folds=4, decoder=decoding_pb2.DecoderSpec(history_bins=300)), timeout=10)
             first = next(stream)  # three more folds, 0.3 s apart, are still to come
             sigterm_at = time.monotonic()
             process.popen.send_signal(signal.SIGTERM)

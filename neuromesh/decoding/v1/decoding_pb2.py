@@ -22,29 +22,58 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from neuromesh.common.v1 import artifact_pb2 as neuromesh_dot_common_dot_v1_dot_artifact__pb2
 from neuromesh.common.v1 import progress_pb2 as neuromesh_dot_common_dot_v1_dot_progress__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$neuromesh/decoding/v1/decoding.proto\x12\x15neuromesh.decoding.v1\x1a\"neuromesh/common/v1/artifact.proto\x1a\"neuromesh/common/v1/progress.proto\"\xc7\x01\n\x10\x42inSpikesRequest\x12\x35\n\x0bspike_times\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x35\n\x0bspike_units\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x13\n\x0b\x62in_width_s\x18\x03 \x01(\x01\x12\x0f\n\x07start_s\x18\x04 \x01(\x01\x12\x0e\n\x06stop_s\x18\x05 \x01(\x01\x12\x0f\n\x07n_units\x18\x06 \x01(\x05\"U\n\x11\x42inSpikesResponse\x12\x30\n\x06\x63ounts\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x0e\n\x06n_bins\x18\x02 \x01(\x03\"\x8c\x02\n\x14\x43rossValidateRequest\x12\x32\n\x08\x66\x65\x61tures\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x31\n\x07targets\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12/\n\x07\x64\x65\x63oder\x18\x03 \x01(\x0e\x32\x1e.neuromesh.decoding.v1.Decoder\x12\x14\n\x0chistory_bins\x18\x04 \x01(\x05\x12\x13\n\x0b\x66uture_bins\x18\x05 \x01(\x05\x12\x0f\n\x07n_folds\x18\x06 \x01(\x05\x12\x10\n\x08gap_bins\x18\x07 \x01(\x05\x12\x0e\n\x06\x61lphas\x18\x08 \x03(\x01\"\x8e\x01\n\x13\x43rossValidateResult\x12\n\n\x02r2\x18\x01 \x03(\x01\x12\x11\n\tpearson_r\x18\x02 \x03(\x01\x12\x0c\n\x04rmse\x18\x03 \x03(\x01\x12\x13\n\x0b\x66old_alphas\x18\x04 \x03(\x01\x12\x35\n\x0bpredictions\x18\x05 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\"\x91\x01\n\x15\x43rossValidateResponse\x12\x31\n\x08progress\x18\x01 \x01(\x0b\x32\x1d.neuromesh.common.v1.ProgressH\x00\x12<\n\x06result\x18\x02 \x01(\x0b\x32*.neuromesh.decoding.v1.CrossValidateResultH\x00\x42\x07\n\x05\x65vent*6\n\x07\x44\x65\x63oder\x12\x17\n\x13\x44\x45\x43ODER_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ODER_WIENER\x10\x01\x32\xdf\x01\n\x0f\x44\x65\x63odingService\x12^\n\tBinSpikes\x12\'.neuromesh.decoding.v1.BinSpikesRequest\x1a(.neuromesh.decoding.v1.BinSpikesResponse\x12l\n\rCrossValidate\x12+.neuromesh.decoding.v1.CrossValidateRequest\x1a,.neuromesh.decoding.v1.CrossValidateResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$neuromesh/decoding/v1/decoding.proto\x12\x15neuromesh.decoding.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\"neuromesh/common/v1/artifact.proto\x1a\"neuromesh/common/v1/progress.proto\"\x83\x01\n\x0bSpikeArrays\x12/\n\x05times\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x32\n\x08unit_ids\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x0f\n\x07n_units\x18\x03 \x01(\x05\"R\n\x0eKilosortFolder\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x16\n\x0einclude_groups\x18\x02 \x03(\t\x12\x18\n\x10sampling_rate_hz\x18\x03 \x01(\x01\"]\n\x0f\x43ontinuousArray\x12\x30\n\x06values\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x18\n\x10sampling_rate_hz\x18\x02 \x01(\x01\"y\n\x0f\x42\x65haviourArrays\x12\x30\n\x06values\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x34\n\ntimestamps\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\"\xaf\x03\n\x13\x42inRecordingRequest\x12\x34\n\x06spikes\x18\x01 \x01(\x0b\x32\".neuromesh.decoding.v1.SpikeArraysH\x00\x12\x34\n\x08nwb_file\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRefH\x00\x12\x39\n\x08kilosort\x18\x03 \x01(\x0b\x32%.neuromesh.decoding.v1.KilosortFolderH\x00\x12<\n\ncontinuous\x18\x04 \x01(\x0b\x32&.neuromesh.decoding.v1.ContinuousArrayH\x00\x12\x13\n\x0b\x62in_width_s\x18\x05 \x01(\x01\x12\x0f\n\x07start_s\x18\x06 \x01(\x01\x12\x0e\n\x06stop_s\x18\x07 \x01(\x01\x12\x39\n\tbehaviour\x18\x08 \x01(\x0b\x32&.neuromesh.decoding.v1.BehaviourArrays\x12\x18\n\x10\x62\x65haviour_series\x18\t \x01(\t\x12\x1e\n\x16trial_condition_column\x18\n \x01(\tB\x08\n\x06source\"\x8e\x03\n\x14\x42inRecordingResponse\x12\x30\n\x06\x63ounts\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x0e\n\x06n_bins\x18\x02 \x01(\x03\x12\x0f\n\x07n_units\x18\x03 \x01(\x03\x12\x12\n\nunit_names\x18\x04 \x03(\t\x12\x33\n\tbehaviour\x18\x05 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x35\n\x0btrial_index\x18\x06 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x37\n\rtime_in_trial\x18\x07 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x33\n\tcondition\x18\x08 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x35\n\x0b\x62in_centres\x18\t \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\"o\n\x0b\x44\x65\x63oderSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0chistory_bins\x18\x03 \x01(\x05\x12\x13\n\x0b\x66uture_bins\x18\x04 \x01(\x05\"\xdf\x02\n\x0cTrainRequest\x12\x32\n\x08\x66\x65\x61tures\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x31\n\x07targets\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x33\n\x07\x64\x65\x63oder\x18\x03 \x01(\x0b\x32\".neuromesh.decoding.v1.DecoderSpec\x12\x0f\n\x07n_folds\x18\x04 \x01(\x05\x12\x10\n\x08gap_bins\x18\x05 \x01(\x05\x12\x35\n\x0btrial_index\x18\x06 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x37\n\rtime_in_trial\x18\x07 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x12\n\nn_shuffles\x18\x08 \x01(\x05\x12\x0c\n\x04seed\x18\t \x01(\x03\"\xc7\x01\n\x10\x45valuationScores\x12\n\n\x02r2\x18\x01 \x03(\x01\x12\x11\n\tpearson_r\x18\x02 \x03(\x01\x12\x0c\n\x04rmse\x18\x03 \x03(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x04 \x01(\x01\x12\x19\n\x11\x62\x61lanced_accuracy\x18\x05 \x01(\x01\x12\x0e\n\x06\x63hance\x18\x06 \x01(\x01\x12\x0f\n\x07\x63lasses\x18\x07 \x03(\x03\x12\x11\n\tconfusion\x18\x08 \x03(\x03\x12\x13\n\x0b\x66old_scores\x18\t \x03(\x01\x12\x10\n\x08n_tested\x18\n \x01(\x03\"\xe8\x02\n\x0bTrainResult\x12/\n\x05model\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x37\n\x06scores\x18\x02 \x01(\x0b\x32\'.neuromesh.decoding.v1.EvaluationScores\x12\x17\n\x0fshuffled_scores\x18\x03 \x03(\x01\x12\x1d\n\x15time_resolved_times_s\x18\x04 \x03(\x01\x12\x1c\n\x14time_resolved_scores\x18\x05 \x03(\x01\x12\x35\n\x0bpredictions\x18\x06 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x30\n\x06report\x18\x07 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x30\n\x06\x66igure\x18\x08 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\"\x81\x01\n\rTrainResponse\x12\x31\n\x08progress\x18\x01 \x01(\x0b\x32\x1d.neuromesh.common.v1.ProgressH\x00\x12\x34\n\x06result\x18\x02 \x01(\x0b\x32\".neuromesh.decoding.v1.TrainResultH\x00\x42\x07\n\x05\x65vent\"u\n\x0ePredictRequest\x12/\n\x05model\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x32\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\"\x81\x01\n\x0fPredictResponse\x12\x35\n\x0bpredictions\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x37\n\rprobabilities\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\"\xa9\x01\n\x0f\x45valuateRequest\x12/\n\x05model\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x32\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x31\n\x07targets\x18\x03 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\"\xb4\x01\n\x10\x45valuateResponse\x12\x37\n\x06scores\x18\x01 \x01(\x0b\x32\'.neuromesh.decoding.v1.EvaluationScores\x12\x35\n\x0bpredictions\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x30\n\x06\x66igure\x18\x03 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\"\x80\x01\n\x0eRepresentation\x12\x32\n\x08patterns\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12:\n\x06metric\x18\x02 \x01(\x0e\x32*.neuromesh.decoding.v1.DissimilarityMetric\"\xec\x01\n\x1d\x43ompareRepresentationsRequest\x12\x34\n\x05\x66irst\x18\x01 \x01(\x0b\x32%.neuromesh.decoding.v1.Representation\x12\x35\n\x06second\x18\x02 \x01(\x0b\x32%.neuromesh.decoding.v1.Representation\x12\x38\n\ncomparison\x18\x03 \x01(\x0e\x32$.neuromesh.decoding.v1.RdmComparison\x12\x16\n\x0en_permutations\x18\x04 \x01(\x05\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"\xf9\x01\n\x1e\x43ompareRepresentationsResponse\x12\x33\n\tfirst_rdm\x18\x01 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x34\n\nsecond_rdm\x18\x02 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef\x12\x11\n\tstatistic\x18\x03 \x01(\x01\x12\x0f\n\x07p_value\x18\x04 \x01(\x01\x12\x16\n\x0en_permutations\x18\x05 \x01(\x05\x12\x30\n\x06\x66igure\x18\x06 \x01(\x0b\x32 .neuromesh.common.v1.ArtifactRef*\xaa\x01\n\x13\x44issimilarityMetric\x12$\n DISSIMILARITY_METRIC_UNSPECIFIED\x10\x00\x12$\n DISSIMILARITY_METRIC_CORRELATION\x10\x01\x12\"\n\x1e\x44ISSIMILARITY_METRIC_EUCLIDEAN\x10\x02\x12#\n\x1f\x44ISSIMILARITY_METRIC_CROSSNOBIS\x10\x03*\x8a\x01\n\rRdmComparison\x12\x1e\n\x1aRDM_COMPARISON_UNSPECIFIED\x10\x00\x12\x1b\n\x17RDM_COMPARISON_SPEARMAN\x10\x01\x12 \n\x1cRDM_COMPARISON_KENDALL_TAU_A\x10\x02\x12\x1a\n\x16RDM_COMPARISON_PEARSON\x10\x03\x32\x8f\x04\n\x0f\x44\x65\x63odingService\x12g\n\x0c\x42inRecording\x12*.neuromesh.decoding.v1.BinRecordingRequest\x1a+.neuromesh.decoding.v1.BinRecordingResponse\x12T\n\x05Train\x12#.neuromesh.decoding.v1.TrainRequest\x1a$.neuromesh.decoding.v1.TrainResponse0\x01\x12X\n\x07Predict\x12%.neuromesh.decoding.v1.PredictRequest\x1a&.neuromesh.decoding.v1.PredictResponse\x12[\n\x08\x45valuate\x12&.neuromesh.decoding.v1.EvaluateRequest\x1a\'.neuromesh.decoding.v1.EvaluateResponse\x12\x85\x01\n\x16\x43ompareRepresentations\x12\x34.neuromesh.decoding.v1.CompareRepresentationsRequest\x1a\x35.neuromesh.decoding.v1.CompareRepresentationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'neuromesh.decoding.v1.decoding_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECODER']._serialized_start=988
-  _globals['_DECODER']._serialized_end=1042
-  _globals['_BINSPIKESREQUEST']._serialized_start=136
-  _globals['_BINSPIKESREQUEST']._serialized_end=335
-  _globals['_BINSPIKESRESPONSE']._serialized_start=337
-  _globals['_BINSPIKESRESPONSE']._serialized_end=422
-  _globals['_CROSSVALIDATEREQUEST']._serialized_start=425
-  _globals['_CROSSVALIDATEREQUEST']._serialized_end=693
-  _globals['_CROSSVALIDATERESULT']._serialized_start=696
-  _globals['_CROSSVALIDATERESULT']._serialized_end=838
-  _globals['_CROSSVALIDATERESPONSE']._serialized_start=841
-  _globals['_CROSSVALIDATERESPONSE']._serialized_end=986
-  _globals['_DECODINGSERVICE']._serialized_start=1045
-  _globals['_DECODINGSERVICE']._serialized_end=1268
+  _globals['_DISSIMILARITYMETRIC']._serialized_start=3829
+  _globals['_DISSIMILARITYMETRIC']._serialized_end=3999
+  _globals['_RDMCOMPARISON']._serialized_start=4002
+  _globals['_RDMCOMPARISON']._serialized_end=4140
+  _globals['_SPIKEARRAYS']._serialized_start=166
+  _globals['_SPIKEARRAYS']._serialized_end=297
+  _globals['_KILOSORTFOLDER']._serialized_start=299
+  _globals['_KILOSORTFOLDER']._serialized_end=381
+  _globals['_CONTINUOUSARRAY']._serialized_start=383
+  _globals['_CONTINUOUSARRAY']._serialized_end=476
+  _globals['_BEHAVIOURARRAYS']._serialized_start=478
+  _globals['_BEHAVIOURARRAYS']._serialized_end=599
+  _globals['_BINRECORDINGREQUEST']._serialized_start=602
+  _globals['_BINRECORDINGREQUEST']._serialized_end=1033
+  _globals['_BINRECORDINGRESPONSE']._serialized_start=1036
+  _globals['_BINRECORDINGRESPONSE']._serialized_end=1434
+  _globals['_DECODERSPEC']._serialized_start=1436
+  _globals['_DECODERSPEC']._serialized_end=1547
+  _globals['_TRAINREQUEST']._serialized_start=1550
+  _globals['_TRAINREQUEST']._serialized_end=1901
+  _globals['_EVALUATIONSCORES']._serialized_start=1904
+  _globals['_EVALUATIONSCORES']._serialized_end=2103
+  _globals['_TRAINRESULT']._serialized_start=2106
+  _globals['_TRAINRESULT']._serialized_end=2466
+  _globals['_TRAINRESPONSE']._serialized_start=2469
+  _globals['_TRAINRESPONSE']._serialized_end=2598
+  _globals['_PREDICTREQUEST']._serialized_start=2600
+  _globals['_PREDICTREQUEST']._serialized_end=2717
+  _globals['_PREDICTRESPONSE']._serialized_start=2720
+  _globals['_PREDICTRESPONSE']._serialized_end=2849
+  _globals['_EVALUATEREQUEST']._serialized_start=2852
+  _globals['_EVALUATEREQUEST']._serialized_end=3021
+  _globals['_EVALUATERESPONSE']._serialized_start=3024
+  _globals['_EVALUATERESPONSE']._serialized_end=3204
+  _globals['_REPRESENTATION']._serialized_start=3207
+  _globals['_REPRESENTATION']._serialized_end=3335
+  _globals['_COMPAREREPRESENTATIONSREQUEST']._serialized_start=3338
+  _globals['_COMPAREREPRESENTATIONSREQUEST']._serialized_end=3574
+  _globals['_COMPAREREPRESENTATIONSRESPONSE']._serialized_start=3577
+  _globals['_COMPAREREPRESENTATIONSRESPONSE']._serialized_end=3826
+  _globals['_DECODINGSERVICE']._serialized_start=4143
+  _globals['_DECODINGSERVICE']._serialized_end=4670
 # @@protoc_insertion_point(module_scope)

@@ -28,9 +28,12 @@ if _version_not_supported:
 class DecodingServiceStub:
     """Decoding of behaviour and stimuli from neural recordings.
 
-    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store. Time runs along the
-    first axis of every array. Outputs are written under content-addressed keys, so the same
-    request twice returns the same artifacts without computing them again.
+    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store; files (NWB, models,
+    figures) as ArtifactRefs to single objects. Time runs along the first axis of every array.
+    A ref needs only its key: the service reads the rest (sha256, shape) from the store. Outputs
+    are written under content-addressed keys (digests of the inputs' contents, the parameters
+    and the service version), so the same request twice returns the same artifacts without
+    computing them again.
     """
 
     def __init__(self, channel):
@@ -39,36 +42,78 @@ class DecodingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.BinSpikes = channel.unary_unary(
-                '/neuromesh.decoding.v1.DecodingService/BinSpikes',
-                request_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinSpikesRequest.SerializeToString,
-                response_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinSpikesResponse.FromString,
+        self.BinRecording = channel.unary_unary(
+                '/neuromesh.decoding.v1.DecodingService/BinRecording',
+                request_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinRecordingRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinRecordingResponse.FromString,
                 _registered_method=True)
-        self.CrossValidate = channel.unary_stream(
-                '/neuromesh.decoding.v1.DecodingService/CrossValidate',
-                request_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CrossValidateRequest.SerializeToString,
-                response_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CrossValidateResponse.FromString,
+        self.Train = channel.unary_stream(
+                '/neuromesh.decoding.v1.DecodingService/Train',
+                request_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.TrainRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.TrainResponse.FromString,
+                _registered_method=True)
+        self.Predict = channel.unary_unary(
+                '/neuromesh.decoding.v1.DecodingService/Predict',
+                request_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.PredictRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.PredictResponse.FromString,
+                _registered_method=True)
+        self.Evaluate = channel.unary_unary(
+                '/neuromesh.decoding.v1.DecodingService/Evaluate',
+                request_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.EvaluateResponse.FromString,
+                _registered_method=True)
+        self.CompareRepresentations = channel.unary_unary(
+                '/neuromesh.decoding.v1.DecodingService/CompareRepresentations',
+                request_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CompareRepresentationsRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CompareRepresentationsResponse.FromString,
                 _registered_method=True)
 
 
 class DecodingServiceServicer:
     """Decoding of behaviour and stimuli from neural recordings.
 
-    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store. Time runs along the
-    first axis of every array. Outputs are written under content-addressed keys, so the same
-    request twice returns the same artifacts without computing them again.
+    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store; files (NWB, models,
+    figures) as ArtifactRefs to single objects. Time runs along the first axis of every array.
+    A ref needs only its key: the service reads the rest (sha256, shape) from the store. Outputs
+    are written under content-addressed keys (digests of the inputs' contents, the parameters
+    and the service version), so the same request twice returns the same artifacts without
+    computing them again.
     """
 
-    def BinSpikes(self, request, context):
-        """Counts spikes per time bin and unit.
+    def BinRecording(self, request, context):
+        """Bins a recording onto one time base: spike counts per bin and unit, and, when given, the
+        behaviour aligned to the same bins and the trial structure.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CrossValidate(self, request, context):
-        """Blocked K-fold cross-validated decoding of continuous targets from features; streams one
-        progress event per fold, then the result.
+    def Train(self, request, context):
+        """Cross-validates a decoder (blocked folds with a gap), optionally with a shuffled-label
+        control and time-resolved decoding, then fits it on all the data and stores the model.
+        Streams progress events, then the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Predict(self, request, context):
+        """Predictions of a stored model on new features.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Evaluate(self, request, context):
+        """Scores of a stored model on new, labelled data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareRepresentations(self, request, context):
+        """Representational similarity analysis: the dissimilarity matrices of two representations
+        and their rank correlation, with a permutation test.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,15 +122,30 @@ class DecodingServiceServicer:
 
 def add_DecodingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'BinSpikes': grpc.unary_unary_rpc_method_handler(
-                    servicer.BinSpikes,
-                    request_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinSpikesRequest.FromString,
-                    response_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinSpikesResponse.SerializeToString,
+            'BinRecording': grpc.unary_unary_rpc_method_handler(
+                    servicer.BinRecording,
+                    request_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinRecordingRequest.FromString,
+                    response_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinRecordingResponse.SerializeToString,
             ),
-            'CrossValidate': grpc.unary_stream_rpc_method_handler(
-                    servicer.CrossValidate,
-                    request_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CrossValidateRequest.FromString,
-                    response_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CrossValidateResponse.SerializeToString,
+            'Train': grpc.unary_stream_rpc_method_handler(
+                    servicer.Train,
+                    request_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.TrainRequest.FromString,
+                    response_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.TrainResponse.SerializeToString,
+            ),
+            'Predict': grpc.unary_unary_rpc_method_handler(
+                    servicer.Predict,
+                    request_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.PredictRequest.FromString,
+                    response_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.PredictResponse.SerializeToString,
+            ),
+            'Evaluate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evaluate,
+                    request_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.EvaluateRequest.FromString,
+                    response_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.EvaluateResponse.SerializeToString,
+            ),
+            'CompareRepresentations': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareRepresentations,
+                    request_deserializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CompareRepresentationsRequest.FromString,
+                    response_serializer=neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CompareRepresentationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -98,13 +158,16 @@ def add_DecodingServiceServicer_to_server(servicer, server):
 class DecodingService:
     """Decoding of behaviour and stimuli from neural recordings.
 
-    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store. Time runs along the
-    first axis of every array. Outputs are written under content-addressed keys, so the same
-    request twice returns the same artifacts without computing them again.
+    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store; files (NWB, models,
+    figures) as ArtifactRefs to single objects. Time runs along the first axis of every array.
+    A ref needs only its key: the service reads the rest (sha256, shape) from the store. Outputs
+    are written under content-addressed keys (digests of the inputs' contents, the parameters
+    and the service version), so the same request twice returns the same artifacts without
+    computing them again.
     """
 
     @staticmethod
-    def BinSpikes(request,
+    def BinRecording(request,
             target,
             options=(),
             channel_credentials=None,
@@ -117,9 +180,9 @@ class DecodingService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/neuromesh.decoding.v1.DecodingService/BinSpikes',
-            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinSpikesRequest.SerializeToString,
-            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinSpikesResponse.FromString,
+            '/neuromesh.decoding.v1.DecodingService/BinRecording',
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinRecordingRequest.SerializeToString,
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.BinRecordingResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -131,7 +194,7 @@ class DecodingService:
             _registered_method=True)
 
     @staticmethod
-    def CrossValidate(request,
+    def Train(request,
             target,
             options=(),
             channel_credentials=None,
@@ -144,9 +207,90 @@ class DecodingService:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/neuromesh.decoding.v1.DecodingService/CrossValidate',
-            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CrossValidateRequest.SerializeToString,
-            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CrossValidateResponse.FromString,
+            '/neuromesh.decoding.v1.DecodingService/Train',
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.TrainRequest.SerializeToString,
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.TrainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Predict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neuromesh.decoding.v1.DecodingService/Predict',
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.PredictRequest.SerializeToString,
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.PredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evaluate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neuromesh.decoding.v1.DecodingService/Evaluate',
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.EvaluateRequest.SerializeToString,
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.EvaluateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareRepresentations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neuromesh.decoding.v1.DecodingService/CompareRepresentations',
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CompareRepresentationsRequest.SerializeToString,
+            neuromesh_dot_decoding_dot_v1_dot_decoding__pb2.CompareRepresentationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

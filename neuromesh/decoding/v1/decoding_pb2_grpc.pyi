@@ -29,63 +29,123 @@ GRPC_VERSION: str
 class DecodingServiceStub:
     """Decoding of behaviour and stimuli from neural recordings.
 
-    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store. Time runs along the
-    first axis of every array. Outputs are written under content-addressed keys, so the same
-    request twice returns the same artifacts without computing them again.
+    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store; files (NWB, models,
+    figures) as ArtifactRefs to single objects. Time runs along the first axis of every array.
+    A ref needs only its key: the service reads the rest (sha256, shape) from the store. Outputs
+    are written under content-addressed keys (digests of the inputs' contents, the parameters
+    and the service version), so the same request twice returns the same artifacts without
+    computing them again.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DecodingServiceAsyncStub: ...
-    BinSpikes: _grpc.UnaryUnaryMultiCallable[_decoding_pb2.BinSpikesRequest, _decoding_pb2.BinSpikesResponse]
-    """Counts spikes per time bin and unit."""
-    CrossValidate: _grpc.UnaryStreamMultiCallable[_decoding_pb2.CrossValidateRequest, _decoding_pb2.CrossValidateResponse]
-    """Blocked K-fold cross-validated decoding of continuous targets from features; streams one
-    progress event per fold, then the result.
+    BinRecording: _grpc.UnaryUnaryMultiCallable[_decoding_pb2.BinRecordingRequest, _decoding_pb2.BinRecordingResponse]
+    """Bins a recording onto one time base: spike counts per bin and unit, and, when given, the
+    behaviour aligned to the same bins and the trial structure.
+    """
+    Train: _grpc.UnaryStreamMultiCallable[_decoding_pb2.TrainRequest, _decoding_pb2.TrainResponse]
+    """Cross-validates a decoder (blocked folds with a gap), optionally with a shuffled-label
+    control and time-resolved decoding, then fits it on all the data and stores the model.
+    Streams progress events, then the result.
+    """
+    Predict: _grpc.UnaryUnaryMultiCallable[_decoding_pb2.PredictRequest, _decoding_pb2.PredictResponse]
+    """Predictions of a stored model on new features."""
+    Evaluate: _grpc.UnaryUnaryMultiCallable[_decoding_pb2.EvaluateRequest, _decoding_pb2.EvaluateResponse]
+    """Scores of a stored model on new, labelled data."""
+    CompareRepresentations: _grpc.UnaryUnaryMultiCallable[_decoding_pb2.CompareRepresentationsRequest, _decoding_pb2.CompareRepresentationsResponse]
+    """Representational similarity analysis: the dissimilarity matrices of two representations
+    and their rank correlation, with a permutation test.
     """
 
 @_typing.type_check_only
 class DecodingServiceAsyncStub(DecodingServiceStub):
     """Decoding of behaviour and stimuli from neural recordings.
 
-    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store. Time runs along the
-    first axis of every array. Outputs are written under content-addressed keys, so the same
-    request twice returns the same artifacts without computing them again.
+    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store; files (NWB, models,
+    figures) as ArtifactRefs to single objects. Time runs along the first axis of every array.
+    A ref needs only its key: the service reads the rest (sha256, shape) from the store. Outputs
+    are written under content-addressed keys (digests of the inputs' contents, the parameters
+    and the service version), so the same request twice returns the same artifacts without
+    computing them again.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    BinSpikes: _aio.UnaryUnaryMultiCallable[_decoding_pb2.BinSpikesRequest, _decoding_pb2.BinSpikesResponse]  # type: ignore[assignment]
-    """Counts spikes per time bin and unit."""
-    CrossValidate: _aio.UnaryStreamMultiCallable[_decoding_pb2.CrossValidateRequest, _decoding_pb2.CrossValidateResponse]  # type: ignore[assignment]
-    """Blocked K-fold cross-validated decoding of continuous targets from features; streams one
-    progress event per fold, then the result.
+    BinRecording: _aio.UnaryUnaryMultiCallable[_decoding_pb2.BinRecordingRequest, _decoding_pb2.BinRecordingResponse]  # type: ignore[assignment]
+    """Bins a recording onto one time base: spike counts per bin and unit, and, when given, the
+    behaviour aligned to the same bins and the trial structure.
+    """
+    Train: _aio.UnaryStreamMultiCallable[_decoding_pb2.TrainRequest, _decoding_pb2.TrainResponse]  # type: ignore[assignment]
+    """Cross-validates a decoder (blocked folds with a gap), optionally with a shuffled-label
+    control and time-resolved decoding, then fits it on all the data and stores the model.
+    Streams progress events, then the result.
+    """
+    Predict: _aio.UnaryUnaryMultiCallable[_decoding_pb2.PredictRequest, _decoding_pb2.PredictResponse]  # type: ignore[assignment]
+    """Predictions of a stored model on new features."""
+    Evaluate: _aio.UnaryUnaryMultiCallable[_decoding_pb2.EvaluateRequest, _decoding_pb2.EvaluateResponse]  # type: ignore[assignment]
+    """Scores of a stored model on new, labelled data."""
+    CompareRepresentations: _aio.UnaryUnaryMultiCallable[_decoding_pb2.CompareRepresentationsRequest, _decoding_pb2.CompareRepresentationsResponse]  # type: ignore[assignment]
+    """Representational similarity analysis: the dissimilarity matrices of two representations
+    and their rank correlation, with a permutation test.
     """
 
 class DecodingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Decoding of behaviour and stimuli from neural recordings.
 
-    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store. Time runs along the
-    first axis of every array. Outputs are written under content-addressed keys, so the same
-    request twice returns the same artifacts without computing them again.
+    Arrays travel as ArtifactRefs to Zarr v3 arrays in the object store; files (NWB, models,
+    figures) as ArtifactRefs to single objects. Time runs along the first axis of every array.
+    A ref needs only its key: the service reads the rest (sha256, shape) from the store. Outputs
+    are written under content-addressed keys (digests of the inputs' contents, the parameters
+    and the service version), so the same request twice returns the same artifacts without
+    computing them again.
     """
 
     @_abc_1.abstractmethod
-    def BinSpikes(
+    def BinRecording(
         self,
-        request: _decoding_pb2.BinSpikesRequest,
+        request: _decoding_pb2.BinRecordingRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_decoding_pb2.BinSpikesResponse, _abc.Awaitable[_decoding_pb2.BinSpikesResponse]]:
-        """Counts spikes per time bin and unit."""
+    ) -> _typing.Union[_decoding_pb2.BinRecordingResponse, _abc.Awaitable[_decoding_pb2.BinRecordingResponse]]:
+        """Bins a recording onto one time base: spike counts per bin and unit, and, when given, the
+        behaviour aligned to the same bins and the trial structure.
+        """
 
     @_abc_1.abstractmethod
-    def CrossValidate(
+    def Train(
         self,
-        request: _decoding_pb2.CrossValidateRequest,
+        request: _decoding_pb2.TrainRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_decoding_pb2.CrossValidateResponse], _abc.AsyncIterator[_decoding_pb2.CrossValidateResponse]]:
-        """Blocked K-fold cross-validated decoding of continuous targets from features; streams one
-        progress event per fold, then the result.
+    ) -> _typing.Union[_abc.Iterator[_decoding_pb2.TrainResponse], _abc.AsyncIterator[_decoding_pb2.TrainResponse]]:
+        """Cross-validates a decoder (blocked folds with a gap), optionally with a shuffled-label
+        control and time-resolved decoding, then fits it on all the data and stores the model.
+        Streams progress events, then the result.
+        """
+
+    @_abc_1.abstractmethod
+    def Predict(
+        self,
+        request: _decoding_pb2.PredictRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_decoding_pb2.PredictResponse, _abc.Awaitable[_decoding_pb2.PredictResponse]]:
+        """Predictions of a stored model on new features."""
+
+    @_abc_1.abstractmethod
+    def Evaluate(
+        self,
+        request: _decoding_pb2.EvaluateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_decoding_pb2.EvaluateResponse, _abc.Awaitable[_decoding_pb2.EvaluateResponse]]:
+        """Scores of a stored model on new, labelled data."""
+
+    @_abc_1.abstractmethod
+    def CompareRepresentations(
+        self,
+        request: _decoding_pb2.CompareRepresentationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_decoding_pb2.CompareRepresentationsResponse, _abc.Awaitable[_decoding_pb2.CompareRepresentationsResponse]]:
+        """Representational similarity analysis: the dissimilarity matrices of two representations
+        and their rank correlation, with a permutation test.
         """
 
 def add_DecodingServiceServicer_to_server(servicer: DecodingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from sklearn.base import clone

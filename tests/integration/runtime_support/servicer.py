@@ -1,11 +1,11 @@
 """A DecodingService whose behaviour the request chooses, to drive the runtime through each outcome.
 
-``BinSpikes`` answers by ``bin_width_s``: :data:`NOT_FOUND_WIDTH` raises ``NotFound``,
+``BinRecording`` answers by ``bin_width_s``: :data:`NOT_FOUND_WIDTH` raises ``NotFound``,
 :data:`INVALID_WIDTH` a ``ValueError``, :data:`CRASH_WIDTH` an unexpected ``RuntimeError``,
 :data:`SLOW_WIDTH` sleeps :data:`SLOW_SECONDS`; any other width answers ``n_bins`` of the span.
 
-``CrossValidate`` streams ``n_folds`` progress events (3 when 0), ``history_bins`` milliseconds
-apart, then a result; with ``future_bins < 0`` it raises ``ValueError`` after the first event.
+``Train`` streams ``n_folds`` progress events (3 when 0), ``decoder.history_bins`` milliseconds
+apart, then a result; with ``decoder.future_bins < 0`` it raises ``ValueError`` after the first event.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class RuntimeTestServicer(decoding_pb2_grpc.DecodingServiceServicer):
         self.stream_cancelled = threading.Event()
         self.unary_cancelled = threading.Event()
 
-    async def BinSpikes(self, request, context):
+    async def BinRecording(self, request, context):
         width = request.bin_width_s
         if width == NOT_FOUND_WIDTH:
             raise NotFound("artifact s3://neuromesh/spikes.zarr does not exist", reason="ARTIFACT_NOT_FOUND",
@@ -53,21 +53,21 @@ class RuntimeTestServicer(decoding_pb2_grpc.DecodingServiceServicer):
             except asyncio.CancelledError:
                 self.unary_cancelled.set()
                 raise
-        return decoding_pb2.BinSpikesResponse(n_bins=int((request.stop_s - request.start_s) // width))
+        return decoding_pb2.BinRecordingResponse(n_bins=int((request.stop_s - request.start_s) // width))
 
-    async def CrossValidate(self, request, context):
+    async def Train(self, request, context):
         n_folds = request.n_folds or 3
         try:
             for fold in range(n_folds):
-                yield decoding_pb2.CrossValidateResponse(progress=progress_pb2.Progress(
+                yield decoding_pb2.TrainResponse(progress=progress_pb2.Progress(
                     fraction_done=fold / n_folds, stage="fold", message=f"fold {fold + 1} of {n_folds}"))
-                if request.future_bins < 0:
-                    raise ValueError(f"future_bins must be >= 0, got {request.future_bins}")
-                await asyncio.sleep(request.history_bins / 1000)
+                if request.decoder.future_bins < 0:
+                    raise ValueError(f"future_bins must be >= 0, got {request.decoder.future_bins}")
+                await asyncio.sleep(request.decoder.history_bins / 1000)
         except asyncio.CancelledError:
             self.stream_cancelled.set()
             raise
-        yield decoding_pb2.CrossValidateResponse(result=decoding_pb2.CrossValidateResult(r2=[0.5]))
+        yield decoding_pb2.TrainResponse(result=decoding_pb2.TrainResult(scores=decoding_pb2.EvaluationScores(r2=[0.5])))
 
 
 def build(settings: Settings) -> ServiceDefinition:

@@ -8,7 +8,8 @@ import importlib
 import numpy as np
 import pytest
 
-MODULES = ["binning", "windows", "cross_validation", "wiener", "scores", "synthetic", "__init__"]
+MODULES = ["binning", "windows", "cross_validation", "wiener", "scores", "synthetic", "base", "evaluation", "kalman",
+           "cascade", "logistic", "recordings", "rsa", "neural", "__init__"]
 
 
 @pytest.mark.parametrize("name", MODULES)
