@@ -8,7 +8,7 @@ import importlib
 import numpy as np
 import pytest
 
-MODULES = ["services.common.models", "services.common.rpc", "services.common.figures", "services.common.compute",
+MODULES = ["services.common.models", "services.common.rpc", "services.common.estimators", "services.common.figures", "services.common.compute",
            "services.common.progress", "services.common.results", "services.common.settings",
            "services.decoding.plots", "services.reduction.plots"]
 

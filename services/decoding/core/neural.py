@@ -66,13 +66,14 @@ True
 from __future__ import annotations
 
 import math
-import numbers
 import threading
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
+
+from services.common.estimators import check_count, check_hidden_sizes, check_real, resolve_device
 
 from .base import Decoder, Report, check_targets, check_windows, register_decoder
 
@@ -83,42 +84,6 @@ _PREDICT_BATCH = 4096
 #: rows standardised per numpy pass (bounds the float64 temporaries of the statistics)
 _CHUNK = 4096
 _MODULE_PREFIX = "module."
-_DEVICES = ("auto", "cpu", "cuda")
-
-
-# ------------------------------------------------------------------------------------------------
-# parameter checks
-
-
-def _count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _real(value, name: str, *, low: float, high: float = math.inf, low_open: bool = False,
-          high_open: bool = True) -> float:
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-          and (value > low if low_open else value >= low) and (value < high if high_open else value <= high))
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-    return float(value)
-
-
-def _resolve_device(device, *, fitting: bool) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU. Asking for CUDA without one is an error when
-    fitting; a saved model loads on the CPU instead, so a model trained on a GPU can still be
-    served from a machine without one."""
-    if device not in _DEVICES:
-        raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
-    if device == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    if device == "cuda" and fitting:
-        raise ValueError("device='cuda' but torch sees no CUDA device (use device='auto' or 'cpu')")
-    return torch.device("cpu")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -204,14 +169,14 @@ class _TorchDecoder(Decoder):
 
     def _check_training_params(self) -> dict[str, Any]:
         return {
-            "epochs": _count(self.epochs, "epochs", 1),
-            "batch_size": _count(self.batch_size, "batch_size", 1),
-            "learning_rate": _real(self.learning_rate, "learning_rate", low=0.0, low_open=True),
-            "weight_decay": _real(self.weight_decay, "weight_decay", low=0.0),
-            "validation_fraction": _real(self.validation_fraction, "validation_fraction", low=0.0, high=1.0),
-            "patience": _count(self.patience, "patience", 1),
-            "seed": _count(self.seed, "seed", 0),
-            "device": _resolve_device(self.device, fitting=True),
+            "epochs": check_count(self.epochs, "epochs", 1),
+            "batch_size": check_count(self.batch_size, "batch_size", 1),
+            "learning_rate": check_real(self.learning_rate, "learning_rate", low=0.0, low_open=True),
+            "weight_decay": check_real(self.weight_decay, "weight_decay", low=0.0),
+            "validation_fraction": check_real(self.validation_fraction, "validation_fraction", low=0.0, high=1.0),
+            "patience": check_count(self.patience, "patience", 1),
+            "seed": check_count(self.seed, "seed", 0),
+            "device": resolve_device(self.device, fitting=True),
         }
 
     def _check_fitted(self) -> None:
@@ -358,7 +323,7 @@ class _TorchDecoder(Decoder):
         if missing:
             raise ValueError(f"the saved {cls.__name__} lacks its array {missing[0]!r}")
         n_lags, n_features, n_outputs = (int(v) for v in arrays["shape_"])
-        device = _resolve_device(model.device, fitting=False)
+        device = resolve_device(model.device, fitting=False)
         module = model._build(n_lags, n_features, n_outputs, model._check_architecture())
         state = {k[len(_MODULE_PREFIX):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
                  if k.startswith(_MODULE_PREFIX)}
@@ -486,15 +451,6 @@ def _loss(module: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tenso
     return total / x.shape[0]
 
 
-def _check_hidden_sizes(hidden_sizes) -> tuple[int, ...]:
-    if isinstance(hidden_sizes, (str, bytes)) or not hasattr(hidden_sizes, "__iter__"):
-        raise ValueError(f"hidden_sizes must be a sequence of layer widths, got {hidden_sizes!r}")
-    sizes = tuple(hidden_sizes)
-    if not sizes:
-        raise ValueError("hidden_sizes must name at least one hidden layer, got ()")
-    return tuple(_count(s, f"hidden_sizes[{i}]", 1) for i, s in enumerate(sizes))
-
-
 # ------------------------------------------------------------------------------------------------
 # the public decoders
 
@@ -540,8 +496,8 @@ def _with_training_doc(cls):
 
 class _MLPMixin:
     def _check_architecture(self) -> dict[str, Any]:
-        return {"hidden_sizes": _check_hidden_sizes(self.hidden_sizes),
-                "dropout": _real(self.dropout, "dropout", low=0.0, high=1.0)}
+        return {"hidden_sizes": check_hidden_sizes(self.hidden_sizes),
+                "dropout": check_real(self.dropout, "dropout", low=0.0, high=1.0)}
 
     def _build(self, n_lags: int, n_features: int, n_outputs: int, arch: dict[str, Any]) -> nn.Module:
         return _mlp(n_lags * n_features, arch["hidden_sizes"], arch["dropout"], n_outputs)
@@ -706,9 +662,9 @@ class RecurrentDecoder(_Regressor):
     def _check_architecture(self) -> dict[str, Any]:
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {self.cell!r}")
-        return {"cell": self.cell, "hidden_size": _count(self.hidden_size, "hidden_size", 1),
-                "num_layers": _count(self.num_layers, "num_layers", 1),
-                "dropout": _real(self.dropout, "dropout", low=0.0, high=1.0)}
+        return {"cell": self.cell, "hidden_size": check_count(self.hidden_size, "hidden_size", 1),
+                "num_layers": check_count(self.num_layers, "num_layers", 1),
+                "dropout": check_real(self.dropout, "dropout", low=0.0, high=1.0)}
 
     def _build(self, n_lags: int, n_features: int, n_outputs: int, arch: dict[str, Any]) -> nn.Module:
         return _RecurrentNet(arch["cell"], n_features, arch["hidden_size"], arch["num_layers"], arch["dropout"],
