@@ -112,7 +112,6 @@ True
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -120,11 +119,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from services.common.estimators import check_count, check_real, resolve_device
+
 from .base import Reducer, Report, check_activity, register_reducer
 
 __all__ = ["SequentialDynamicsModel"]
 
-_DEVICES = ("auto", "cpu", "cuda")
 _MODULE_PREFIX = "module."
 #: trials per forward pass at inference and in the validation loss (bounds memory)
 _PREDICT_BATCH = 512
@@ -137,35 +137,6 @@ _MIN_MEAN_COUNT = 1e-4
 
 # ------------------------------------------------------------------------------------------------
 # parameter checks
-
-
-def _count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _real(value, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-          and (value > low if low_open else value >= low) and value < high)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number in {'(' if low_open else '['}{low:g}, {high:g}), "
-                         f"got {value!r}")
-    return float(value)
-
-
-def _resolve_device(device, *, fitting: bool) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; a saved model loads on the CPU where there is no
-    CUDA, so a model trained on a GPU can be served without one."""
-    if device not in _DEVICES:
-        raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
-    if device == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    if device == "cuda" and fitting:
-        raise ValueError("device='cuda' but torch sees no CUDA device (use device='auto' or 'cpu')")
-    return torch.device("cpu")
 
 
 def _check_counts(X, name: str = "X") -> np.ndarray:
@@ -331,23 +302,23 @@ class SequentialDynamicsModel(Reducer):
     # ---- checks
 
     def _architecture(self) -> dict[str, Any]:
-        return {"encoder_size": _count(self.encoder_size, "encoder_size", 1),
-                "hidden_size": _count(self.hidden_size, "hidden_size", 1),
-                "n_factors": _count(self.n_factors, "n_factors", 1),
-                "dropout": _real(self.dropout, "dropout", low=0.0, high=1.0)}
+        return {"encoder_size": check_count(self.encoder_size, "encoder_size", 1),
+                "hidden_size": check_count(self.hidden_size, "hidden_size", 1),
+                "n_factors": check_count(self.n_factors, "n_factors", 1),
+                "dropout": check_real(self.dropout, "dropout", low=0.0, high=1.0)}
 
     def _training(self) -> dict[str, Any]:
-        return {"kl_weight": _real(self.kl_weight, "kl_weight", low=0.0),
-                "kl_ramp_epochs": _count(self.kl_ramp_epochs, "kl_ramp_epochs", 0),
-                "epochs": _count(self.epochs, "epochs", 1),
-                "batch_size": _count(self.batch_size, "batch_size", 1),
-                "learning_rate": _real(self.learning_rate, "learning_rate", low=0.0, low_open=True),
-                "max_grad_norm": _real(self.max_grad_norm, "max_grad_norm", low=0.0, low_open=True),
-                "validation_fraction": _real(self.validation_fraction, "validation_fraction", low=0.0, high=1.0),
-                "patience": _count(self.patience, "patience", 1),
-                "coordinated_dropout": _real(self.coordinated_dropout, "coordinated_dropout", low=0.0, high=1.0),
-                "l2_generator": _real(self.l2_generator, "l2_generator", low=0.0),
-                "seed": _count(self.seed, "seed", 0)}
+        return {"kl_weight": check_real(self.kl_weight, "kl_weight", low=0.0),
+                "kl_ramp_epochs": check_count(self.kl_ramp_epochs, "kl_ramp_epochs", 0),
+                "epochs": check_count(self.epochs, "epochs", 1),
+                "batch_size": check_count(self.batch_size, "batch_size", 1),
+                "learning_rate": check_real(self.learning_rate, "learning_rate", low=0.0, low_open=True),
+                "max_grad_norm": check_real(self.max_grad_norm, "max_grad_norm", low=0.0, low_open=True),
+                "validation_fraction": check_real(self.validation_fraction, "validation_fraction", low=0.0, high=1.0),
+                "patience": check_count(self.patience, "patience", 1),
+                "coordinated_dropout": check_real(self.coordinated_dropout, "coordinated_dropout", low=0.0, high=1.0),
+                "l2_generator": check_real(self.l2_generator, "l2_generator", low=0.0),
+                "seed": check_count(self.seed, "seed", 0)}
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
@@ -390,7 +361,7 @@ class SequentialDynamicsModel(Reducer):
         """
         arch = self._architecture()
         train = self._training()
-        device = _resolve_device(self.device, fitting=True)
+        device = resolve_device(self.device, fitting=True)
         X = _check_counts(X)
         n_trials, n_time, n_neurons = X.shape
         heldin = _check_heldin(self.heldin_neurons, n_neurons)
@@ -474,7 +445,7 @@ class SequentialDynamicsModel(Reducer):
         -------
         ndarray, shape (n_trials, n_future, n_neurons_)
         """
-        n_future = _count(n_future, "n_future", 1)
+        n_future = check_count(n_future, "n_future", 1)
         n_time = np.shape(X)[1] if np.ndim(X) == 3 else 0
         return np.exp(self._run(X, n_future)[1][:, n_time:])
 
@@ -512,7 +483,7 @@ class SequentialDynamicsModel(Reducer):
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:  # missing, unexpected or misshapen weights
             raise ValueError(f"the saved {cls.__name__} does not match its parameters: {exc}") from None
-        device = _resolve_device(model.device, fitting=False)
+        device = resolve_device(model.device, fitting=False)
         model.module_ = module.to(device).eval()
         model.heldin_neurons_ = heldin
         model.n_neurons_ = n_neurons
