@@ -5,7 +5,8 @@ velocity) is uploaded to the object store; the decoding service bins the spikes
 (BinRecording) and trains a Wiener filter (Train: blocked 5-fold cross-validation with the
 ridge strength chosen by nested CV, a shuffled-label control, then a fit on all the data),
 streaming its progress; the script prints the R² per velocity component, the control's R²,
-and where the model, predictions, figure and report lie.
+and where the model, predictions, figure and report lie. Then the reduction service fits a
+PCA to the smoothed counts and reports how much of the hand velocity three components carry.
 
 Run it against a stack started by ``neuromesh up``::
 
@@ -21,9 +22,11 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from google.protobuf import struct_pb2
 from minio import Minio
 
 from neuromesh.decoding.v1 import decoding_pb2, decoding_pb2_grpc
+from neuromesh.reduction.v1 import reduction_pb2, reduction_pb2_grpc
 from neuromesh.stack.local import LocalStack, default_state_dir
 from services.common.settings import load_settings
 from services.common.store import ArtifactStore
@@ -48,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if state is None:
         print(f"no local stack in {args.state_dir}: run `neuromesh up` first", file=sys.stderr)
         return 1
-    decoding = next((c for c in state.components if c.name == "decoding"), None)
-    if decoding is None:
-        print("the stack has no decoding service", file=sys.stderr)
+    endpoints = {c.name: c.endpoint for c in state.components}
+    missing = [name for name in ("decoding", "reduction") if name not in endpoints]
+    if missing:
+        print(f"the stack has no {' or '.join(missing)} service", file=sys.stderr)
         return 1
     store = ArtifactStore(Minio(state.s3_endpoint, access_key=settings.s3_access_key,
                                 secret_key=settings.s3_secret_key, secure=settings.s3_secure), state.bucket)
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     units_ref = upload(store, "spike-units", session.unit_ids)
     velocity_ref = upload(store, "hand-velocity", session.velocity)
 
-    with grpc.insecure_channel(decoding.endpoint) as channel:
+    with grpc.insecure_channel(endpoints["decoding"]) as channel:
         stub = decoding_pb2_grpc.DecodingServiceStub(channel)
         binned = stub.BinRecording(decoding_pb2.BinRecordingRequest(
             spikes=decoding_pb2.SpikeArrays(times=times_ref, unit_ids=units_ref, n_units=session.n_units),
@@ -87,6 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: s3://{result.model.bucket}/{result.model.key}")
     print(f"figure: s3://{result.figure.bucket}/{result.figure.key}")
     print(f"report: s3://{result.report.bucket}/{result.report.key}")
+
+    # Population dynamics of the same counts: PCA of the smoothed activity, scored by how well
+    # three components carry the hand velocity that drives the units (known truth here).
+    with grpc.insecure_channel(endpoints["reduction"]) as channel:
+        stub = reduction_pb2_grpc.ReductionServiceStub(channel)
+        params = struct_pb2.Struct()
+        params.update({"n_components": 3})
+        reduced = None
+        for event in stub.Fit(reduction_pb2.FitRequest(
+                activity=binned.counts, true_latents=velocity_ref,
+                method=reduction_pb2.MethodSpec(name="pca", params=params),
+                preprocessing=reduction_pb2.Preprocessing(smooth_sigma_bins=2.0)), timeout=600):
+            if event.HasField("result"):
+                reduced = event.result
+    ratios = ", ".join(f"{r:.3f}" for r in reduced.scores.explained_variance_ratio)
+    print(f"PCA of the smoothed counts: explained variance ratio {ratios}")
+    print(f"velocity recovered from 3 PCs: R2 {reduced.scores.latent_r2_mean:.3f}")
+    print(f"latents: s3://{reduced.latents.bucket}/{reduced.latents.key}")
+    print(f"trajectories: s3://{reduced.trajectories_figure.bucket}/{reduced.trajectories_figure.key}")
     return 0
 
 
