@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from .base import Reducer, Report, check_activity, register_reducer
+from .base import Reducer, Report, all_finite, check_activity, register_reducer
 
 __all__ = ["PCA", "fit_pca_streaming", "transform_streaming"]
 
@@ -68,8 +68,8 @@ class _Scatter:
 
     ``sum((x - c)(x - c)^T) - n (m - c)(m - c)^T`` is the scatter about the mean ``m`` for any
     shift ``c``; the round-off of the subtraction grows with ``|m - c|^2 / variance``, so ``c``
-    is the exact mean when it is known (two passes in memory) and the first block's mean when
-    the data are streamed once (close to the mean, whatever the offset of the data).
+    is the first block's mean (close to the mean, whatever the offset of the data), and one pass
+    over the rows suffices, in memory as when streaming.
     """
 
     def __init__(self, n_neurons: int, shift: np.ndarray | None = None) -> None:
@@ -227,10 +227,10 @@ class PCA(Reducer):
         X = check_activity(X)
         n_samples, n_neurons = X.shape
         k = _check_n_components(self.n_components, n_samples, n_neurons)
-        # pass 1: the exact mean, so pass 2 accumulates the scatter about (nearly) zero
-        mean = X.mean(axis=0, dtype=np.float64)
         if self.solver == "exact":
-            acc = _Scatter(n_neurons, shift=mean)
+            # one pass, shifted by the first block's mean (as when streaming): the scatter comes
+            # out as exact as with the true mean, without a pass to compute it first
+            acc = _Scatter(n_neurons)
             step = max(1, _BLOCK_ELEMENTS // n_neurons)
             for start in range(0, n_samples, step):
                 acc.add(X[start:start + step])
@@ -242,6 +242,7 @@ class PCA(Reducer):
             sub_components, sub_values = _eig_components(scatter, varying, k)
             total = float(np.trace(scatter))
         else:
+            mean = X.mean(axis=0, dtype=np.float64)
             varying = np.ptp(X, axis=0) > 0
             if not varying.any():
                 raise ValueError("activity is constant: every neuron has zero variance")
@@ -368,7 +369,7 @@ def _read_block(array, start: int, stop: int, n_cols: int, name: str) -> np.ndar
     block = np.asarray(array[start:stop])
     if block.shape != (stop - start, n_cols):
         raise ValueError(f"{name}[{start}:{stop}] has shape {block.shape}, expected {(stop - start, n_cols)}")
-    if not np.isfinite(block).all():
+    if not all_finite(block):
         row, col = np.argwhere(~np.isfinite(block))[0]
         raise ValueError(f"{name} holds NaN or infinite values (first at index {(start + int(row), int(col))})")
     return block
