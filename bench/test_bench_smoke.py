@@ -18,6 +18,10 @@ BENCH = Path(__file__).resolve().parent
 #: script -> arguments for a run of a few seconds
 TINY_RUNS = {
     "store_throughput.py": ["--mib", "2", "--repeats", "1"],
+    "decoding_bench.py": ["--units", "8", "--bins", "800", "--epochs", "3", "--hidden", "16", "--learning-rate", "0.01",
+                          "--repeats", "1"],
+    "reduction_bench.py": ["--rows", "2000", "--cols", "20", "--components", "3", "--repeats", "1",
+                           "--lorenz-trials", "20", "--lorenz-time", "10", "--lorenz-neurons", "12", "--lfads-epochs", "1"],
 }
 
 
