@@ -348,3 +348,14 @@ def test_cancelling_train_stops_the_computation(stub, store, binned, service, se
             break
     assert idle, "the service kept computing after the call was cancelled"
     assert grpc_health_status(service.address, SERVICE.health_service) == "SERVING"
+
+
+def test_continuous_signals_are_averaged_into_bins(stub, store):
+    """Calcium-like traces at 30 Hz into 100 ms bins: each bin is the mean of its three samples."""
+    rng = np.random.default_rng(3)
+    traces = rng.random((300, 4))                                        # 10 s at 30 Hz, 4 cells
+    response = stub.BinRecording(D.BinRecordingRequest(
+        continuous=D.ContinuousArray(values=store.put_array("inputs/calcium/traces", traces), sampling_rate_hz=30.0),
+        bin_width_s=0.1), timeout=60)
+    assert (response.n_bins, response.n_units) == (100, 4)
+    np.testing.assert_allclose(store.get_array(response.counts), traces.reshape(100, 3, 4).mean(axis=1), rtol=1e-6)

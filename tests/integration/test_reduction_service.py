@@ -159,3 +159,17 @@ def test_bad_requests_are_refused_and_the_server_keeps_serving(stub, store, serv
                        timeout=30)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     assert grpc_health_status(service.address, SERVICE.health_service) == "SERVING"
+
+
+def test_condition_averages_are_reduced_and_drawn_per_condition(stub, store):
+    data = lorenz_poisson_dataset(n_trials=40, n_time=20, n_neurons=30, seed=1)
+    conditions = np.arange(40) % 4
+    _, result = fit(stub, R.FitRequest(
+        activity=store.put_array("inputs/psth/counts", data.counts.astype(np.float64)),
+        conditions=store.put_array("inputs/psth/conditions", conditions),
+        preprocessing=R.Preprocessing(trial_average=True, smooth_sigma_bins=1.0, soft_normalize=0.5),
+        method=R.MethodSpec(name="pca", params=struct(n_components=3))))
+    # one trajectory per condition: the PCA saw the 4 condition averages, not the 40 trials
+    assert store.get_array(result.latents).shape == (4, 20, 3)
+    assert store.get_bytes(result.trajectories_figure)[:4] == b"\x89PNG"
+    assert sum(result.scores.explained_variance_ratio) <= 1.0 + 1e-9
