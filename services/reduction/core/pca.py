@@ -72,11 +72,17 @@ class _Scatter:
     over the rows suffices, in memory as when streaming.
     """
 
-    def __init__(self, n_neurons: int, shift: np.ndarray | None = None) -> None:
+    def __init__(self, n_neurons: int, shift: np.ndarray | None = None, *,
+                 first_row: np.ndarray | None = None) -> None:
         self.shift = shift
         self.n = 0
         self.sum = np.zeros(n_neurons)
         self.cross = np.zeros((n_neurons, n_neurons))
+        # Constant neurons are found exactly, which round-off in the sums cannot do: streamed
+        # data track every neuron's min and max; in memory (``first_row`` given), only neurons
+        # whose scatter is at round-off level are checked against the data at the end, which
+        # saves two passes over the rows.
+        self.first_row = first_row
         self.low = np.full(n_neurons, np.inf)
         self.high = np.full(n_neurons, -np.inf)
 
@@ -89,9 +95,9 @@ class _Scatter:
         block = block.astype(dtype, copy=False)
         if self.shift is None:
             self.shift = block.mean(axis=0, dtype=np.float64)
-        # min and max find the constant neurons exactly, which round-off in the sums cannot
-        np.minimum(self.low, block.min(axis=0), out=self.low)
-        np.maximum(self.high, block.max(axis=0), out=self.high)
+        if self.first_row is None:
+            np.minimum(self.low, block.min(axis=0), out=self.low)
+            np.maximum(self.high, block.max(axis=0), out=self.high)
         d = block - self.shift.astype(dtype)
         self.n += block.shape[0]
         self.sum += d.sum(axis=0, dtype=np.float64)
@@ -99,13 +105,28 @@ class _Scatter:
         # 3x slower here than gemm (it transposes its input first)
         self.cross += d.T @ d
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean, scatter matrix about the mean, and the mask of neurons that vary."""
+    def finish(self, data: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, scatter matrix about the mean, and the mask of neurons that vary.
+
+        ``data`` is the whole array, needed when the scatter was accumulated with ``first_row``.
+        """
         mean = self.shift + self.sum / self.n
         scatter = self.cross - np.outer(self.sum, self.sum) / self.n
-        varying = self.high > self.low
+        if self.first_row is None:
+            varying = self.high > self.low
+            value = self.low
+        else:
+            # a constant neuron's deviations from the shift are one value (0 when the shift is
+            # the first block's exact mean), so its scatter is 0 up to the round-off of that
+            # value; every neuron under a generous bound on that round-off is checked exactly
+            eps = np.finfo(np.float32 if data.dtype == np.float32 else np.float64).eps
+            bound = self.n * (64 * eps * np.abs(self.shift)) ** 2 + np.finfo(np.float64).tiny
+            varying = np.ones(self.sum.size, dtype=bool)
+            for j in np.flatnonzero(np.diag(scatter) <= bound):
+                varying[j] = bool(np.any(data[:, j] != self.first_row[j]))
+            value = self.first_row
         # a constant neuron's mean is its value and its row and column of the scatter are zero
-        mean[~varying] = self.low[~varying]
+        mean[~varying] = value[~varying]
         scatter[~varying, :] = 0.0
         scatter[:, ~varying] = 0.0
         return mean, 0.5 * (scatter + scatter.T), varying
@@ -230,13 +251,13 @@ class PCA(Reducer):
         if self.solver == "exact":
             # one pass, shifted by the first block's mean (as when streaming): the scatter comes
             # out as exact as with the true mean, without a pass to compute it first
-            acc = _Scatter(n_neurons)
+            acc = _Scatter(n_neurons, first_row=np.asarray(X[0], dtype=np.float64))
             step = max(1, _BLOCK_ELEMENTS // n_neurons)
             for start in range(0, n_samples, step):
                 acc.add(X[start:start + step])
                 if report is not None:
                     report(0.9 * min(start + step, n_samples) / n_samples, "accumulating the covariance")
-            mean, scatter, varying = acc.finish()
+            mean, scatter, varying = acc.finish(X)
             if not varying.any():
                 raise ValueError("activity is constant: every neuron has zero variance")
             sub_components, sub_values = _eig_components(scatter, varying, k)
