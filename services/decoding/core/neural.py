@@ -73,7 +73,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.common.estimators import check_count, check_hidden_sizes, check_real, resolve_device
+from services.common.estimators import BestEpoch, check_count, check_hidden_sizes, check_real, resolve_device
 
 from .base import Decoder, Report, check_targets, check_windows, register_decoder
 
@@ -407,7 +407,7 @@ def _train(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, n_
     order_rng = torch.Generator().manual_seed(seed)
     val_x, val_y = inputs[inputs.shape[0] - n_val:], targets[targets.shape[0] - n_val:]
     train_losses, val_losses = [], []
-    best_loss, best_epoch, best_state = math.inf, epochs - 1, None
+    best = BestEpoch(patience)
     for epoch in range(epochs):
         module.train()
         order = torch.randperm(n_fit, generator=order_rng).to(inputs.device)
@@ -425,20 +425,15 @@ def _train(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, n_
         if n_val:
             val_losses.append(_loss(module, loss_fn, val_x, val_y))
             message += f", validation loss {val_losses[-1]:.4g}"
-            if val_losses[-1] < best_loss:
-                best_loss, best_epoch = val_losses[-1], epoch
-                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            elif epoch - best_epoch >= patience:
-                stop = True
-                message += f"; stopping early, keeping epoch {best_epoch + 1}"
+            stop = best.update(epoch, val_losses[-1], module)
+            if stop:
+                message += best.stop_message()
         if report is not None:
             report(1.0 if stop else (epoch + 1) / epochs, message)
         if stop:
             break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    return (np.array(train_losses), np.array(val_losses),
-            best_epoch if n_val else len(train_losses) - 1)
+    best_epoch = best.restore(module, last_epoch=len(train_losses) - 1)
+    return np.array(train_losses), np.array(val_losses), best_epoch
 
 
 def _loss(module: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

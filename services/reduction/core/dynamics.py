@@ -119,7 +119,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from services.common.estimators import check_count, check_real, resolve_device
+from services.common.estimators import BestEpoch, check_count, check_real, resolve_device
 
 from .base import Reducer, Report, check_activity, register_reducer
 
@@ -549,7 +549,7 @@ def _train(module: _LFADSNet, counts: torch.Tensor, heldin: torch.Tensor, fit_ro
     ramp_steps = kl_ramp_epochs * batches_per_epoch
     step = 0
     train_losses, val_losses = [], []
-    best_loss, best_epoch, best_state = math.inf, epochs - 1, None
+    best = BestEpoch(patience)
     for epoch in range(epochs):
         module.train()
         order = fit_rows[torch.randperm(n_fit, generator=order_rng).to(fit_rows.device)]
@@ -577,20 +577,15 @@ def _train(module: _LFADSNet, counts: torch.Tensor, heldin: torch.Tensor, fit_ro
             val_losses.append(_validation_loss(module, counts, heldin, val_rows, kl_weight) if ramped else math.nan)
             if ramped:
                 message += f", validation loss {val_losses[-1]:.5g}"
-                if val_losses[-1] < best_loss:
-                    best_loss, best_epoch = val_losses[-1], epoch
-                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                elif epoch - best_epoch >= patience:
-                    stop = True
-                    message += f"; stopping early, keeping epoch {best_epoch + 1}"
+                stop = best.update(epoch, val_losses[-1], module)
+                if stop:
+                    message += best.stop_message()
         if report is not None:
             report(1.0 if stop else (epoch + 1) / epochs, message)
         if stop:
             break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    return (np.array(train_losses), np.array(val_losses),
-            best_epoch if best_state is not None else len(train_losses) - 1)
+    best_epoch = best.restore(module, last_epoch=len(train_losses) - 1)
+    return np.array(train_losses), np.array(val_losses), best_epoch
 
 
 def _validation_loss(module: _LFADSNet, counts: torch.Tensor, heldin: torch.Tensor, rows: torch.Tensor,

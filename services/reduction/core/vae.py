@@ -82,7 +82,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.common.estimators import check_count, check_hidden_sizes, check_real, resolve_device
+from services.common.estimators import BestEpoch, check_count, check_hidden_sizes, check_real, resolve_device
 
 from .base import Reducer, Report, check_activity, register_reducer
 
@@ -486,7 +486,7 @@ def _train(module: _VAENet, x_in: torch.Tensor, target: torch.Tensor, log_factor
     val = slice(x_in.shape[0] - n_val, x_in.shape[0])
     val_factorial = None if log_factorial is None else log_factorial[val]
     train_elbos, val_elbos = [], []
-    best_elbo, best_epoch, best_state = -math.inf, epochs - 1, None
+    best = BestEpoch(patience, higher_is_better=True)
     step = 0
     for epoch in range(epochs):
         module.train()
@@ -515,17 +515,13 @@ def _train(module: _VAENet, x_in: torch.Tensor, target: torch.Tensor, log_factor
             val_rng = torch.Generator().manual_seed(seed + 2)
             val_elbos.append(_elbo_sum(module, x_in[val], target[val], val_factorial, val_rng) / n_val + offset)
             message += f", validation ELBO {val_elbos[-1]:.4g}"
-            if val_elbos[-1] > best_elbo:
-                best_elbo, best_epoch = val_elbos[-1], epoch
-                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            elif epoch - best_epoch >= patience and epoch + 1 >= kl_warmup_epochs:
-                stop = True
-                message += f"; stopping early, keeping epoch {best_epoch + 1}"
+            # never stop during the KL warm-up, while the objective is still changing
+            stop = best.update(epoch, val_elbos[-1], module, may_stop=epoch + 1 >= kl_warmup_epochs)
+            if stop:
+                message += best.stop_message()
         if report is not None:
             report(1.0 if stop else (epoch + 1) / epochs, message)
         if stop:
             break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    return (np.array(train_elbos), np.array(val_elbos),
-            best_epoch if n_val else len(train_elbos) - 1)
+    best_epoch = best.restore(module, last_epoch=len(train_elbos) - 1)
+    return np.array(train_elbos), np.array(val_elbos), best_epoch
