@@ -24,8 +24,13 @@ Pairs (NeuroMesh / reference):
 Figures per pair: fit time (median over ``--repeats`` fits for the linear decoders and the
 Kalman filter, over ``--net-repeats`` fits for the networks), mean R² over (vx, vy) on the test
 block, and the median latency of decoding one sample (one window in, one velocity out: NeuroMesh
-``predict_one`` for the network, ``predict`` of one row for the others; the reference's usual
-one-row call), over up to 1000 windows, repeated ``--repeats`` times. Ratios are NeuroMesh /
+``predict_one`` for the network, ``predict`` of one row for the Wiener filter; the reference's
+usual one-row call), over up to 1000 windows, repeated ``--repeats`` times. The Kalman filter
+carries its state from bin to bin, so its single sample is one online step of consecutive test
+windows, from the prior at the start of each latency run: NeuroMesh ``KalmanDecoder.step`` (the
+steady-state gain once the covariance has converged), and for the reference one predict + update
+of the textbook covariance-form filter as a user writes it (``TextbookKalman.step``: the p x p
+innovation solve every step). Ratios are NeuroMesh /
 reference: below 1 is faster for the times, above 1 is better for R². The side that goes first
 alternates between repetitions.
 
@@ -33,6 +38,8 @@ Run from the repository root::
 
     nice python bench/decoding_bench.py --units 200 --bins 50000 --epochs 10 --repeats 3 \\
         --json bench/results/decoding_bench.json
+
+``--pairs kalman`` (or ``wiener,lstm``, ...) re-runs only those pairs; the default is all.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ BIN_S = 0.05
 TEST_FRACTION = 0.2
 LATENCY_WINDOWS = 1000
 WARM_ROWS = 256
+PAIRS = ("wiener", "lstm", "kalman")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -126,6 +134,21 @@ class TextbookKalman:
         self.P0 = xc.T @ xc / len(xc)
         return self
 
+    def start_online(self) -> None:
+        self.m, self.P, self.t = np.zeros(self.A.shape[0]), self.P0, 0
+
+    def step(self, z: np.ndarray) -> np.ndarray:
+        """One predict + update of the covariance-form filter for one observation (p,)."""
+        m, P = self.m, self.P
+        if self.t > 0:
+            m, P = self.A @ m, self.A @ P @ self.A.T + self.W
+        S = self.H @ P @ self.H.T + self.Q
+        K = np.linalg.solve(S, self.H @ P).T
+        m = m + K @ (z - self.z_mean - self.H @ m)
+        self.P = (np.eye(len(m)) - K @ self.H) @ P
+        self.m, self.t = m, self.t + 1
+        return m + self.x_mean
+
     def predict(self, Z: np.ndarray) -> np.ndarray:
         m, P = np.zeros(self.A.shape[0]), self.P0
         out = np.empty((len(Z), self.A.shape[0]))
@@ -172,7 +195,9 @@ def compare(name: str, ours, reference, fit_repeats: int, repeats: int) -> dict:
     ``ours`` and ``reference`` are dicts with ``make`` (a fresh model), ``fit(model)``,
     ``warm(model)`` (an untimed small fit first: torch's first backward pass, and the first call
     of many numpy/scikit-learn routines, pay a one-off set-up cost that is no part of either fit),
-    ``predict(model) -> test prediction``, ``one(model, window)``, ``windows`` and ``y_test``.
+    ``predict(model) -> test prediction``, ``one(model, window)``, ``windows`` and ``y_test``,
+    and optionally ``start(model)``, called untimed before each latency run (a stateful decoder
+    starts its stream there).
     """
     sides = {"neuromesh": ours, "reference": reference}
     for side in sides.values():
@@ -193,6 +218,7 @@ def compare(name: str, ours, reference, fit_repeats: int, repeats: int) -> dict:
         order = list(sides) if i % 2 == 0 else list(sides)[::-1]
         for side in order:
             one = sides[side]["one"]
+            sides[side].get("start", lambda m: None)(models[side])
             latency_s[side].append(latency(lambda w: one(models[side], w), sides[side]["windows"]))
     fit = {side: statistics.median(v) for side, v in fit_s.items()}
     lat = {side: statistics.median(v) for side, v in latency_s.items()}
@@ -207,7 +233,7 @@ def log(message: str) -> None:
 
 
 def run(units: int, bins: int, epochs: int, history: int, hidden: int, batch_size: int, learning_rate: float,
-        repeats: int, net_repeats: int) -> dict:
+        repeats: int, net_repeats: int, pairs: tuple[str, ...] = PAIRS) -> dict:
     session = simulate_reaching_session(n_units=units, duration_s=bins * BIN_S, bin_width_s=BIN_S, seed=0)
     counts, velocity = session.binned_counts(), session.velocity
     n_test = int(round(TEST_FRACTION * bins))
@@ -220,59 +246,68 @@ def run(units: int, bins: int, epochs: int, history: int, hidden: int, batch_siz
         test = np.arange(test_start, bins)
         return X[train], velocity[train], X[test], velocity[test]
 
-    X, y, X_test, y_test = split(history)
-    latency_windows = X_test[:LATENCY_WINDOWS]
     results = []
+    n_rows = (0, 0)
+    if "wiener" in pairs or "lstm" in pairs:
+        X, y, X_test, y_test = split(history)
+        latency_windows = X_test[:LATENCY_WINDOWS]
+        n_rows = len(X), len(X_test)
 
     # --- Wiener filter
-    flat, flat_test = X.reshape(len(X), -1), X_test.reshape(len(X_test), -1)
-    results.append(compare(
-        "wiener",
-        {"make": lambda: RidgeDecoder(alphas=DEFAULT_ALPHAS), "fit": lambda m: m.fit(X, y),
-         "warm": lambda m: m.fit(X[:WARM_ROWS], y[:WARM_ROWS]),
-         "predict": lambda m: m.predict(X_test), "one": lambda m, w: m.predict(w[np.newaxis]),
-         "windows": latency_windows, "y_test": y_test},
-        {"make": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_ALPHAS)),
-         "fit": lambda m: m.fit(flat, y), "warm": lambda m: m.fit(flat[:WARM_ROWS], y[:WARM_ROWS]),
-         "predict": lambda m: m.predict(flat_test),
-         "one": lambda m, w: m.predict(w.reshape(1, -1)), "windows": latency_windows, "y_test": y_test},
-        repeats, repeats))
+    if "wiener" in pairs:
+        flat, flat_test = X.reshape(len(X), -1), X_test.reshape(len(X_test), -1)
+        results.append(compare(
+            "wiener",
+            {"make": lambda: RidgeDecoder(alphas=DEFAULT_ALPHAS), "fit": lambda m: m.fit(X, y),
+             "warm": lambda m: m.fit(X[:WARM_ROWS], y[:WARM_ROWS]),
+             "predict": lambda m: m.predict(X_test), "one": lambda m, w: m.predict(w[np.newaxis]),
+             "windows": latency_windows, "y_test": y_test},
+            {"make": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_ALPHAS)),
+             "fit": lambda m: m.fit(flat, y), "warm": lambda m: m.fit(flat[:WARM_ROWS], y[:WARM_ROWS]),
+             "predict": lambda m: m.predict(flat_test),
+             "one": lambda m, w: m.predict(w.reshape(1, -1)), "windows": latency_windows, "y_test": y_test},
+            repeats, repeats))
 
     # --- LSTM. oneDNN builds its kernels per input shape on first use: the warm-up fit sees both
     # batch shapes of the real fit (full batches and the last, partial one)
-    net_warm = min(len(X), batch_size + (len(X) % batch_size or batch_size))
-    results.append(compare(
-        "lstm",
-        {"make": lambda: RecurrentDecoder(hidden_size=hidden, epochs=epochs, batch_size=batch_size,
-                                          learning_rate=learning_rate, device="cpu"),
-         "fit": lambda m: m.fit(X, y), "warm": lambda m: m.set_params(epochs=1).fit(X[:net_warm], y[:net_warm]),
-         "predict": lambda m: m.predict(X_test), "one": lambda m, w: m.predict_one(w),
-         "windows": latency_windows, "y_test": y_test},
-        {"make": lambda: TorchLSTM(hidden, epochs, batch_size, learning_rate), "fit": lambda m: m.fit(X, y),
-         "warm": lambda m: TorchLSTM(hidden, 1, batch_size, learning_rate).fit(X[:net_warm], y[:net_warm]),
-         "predict": lambda m: m.predict(X_test), "one": lambda m, w: m.predict(w[np.newaxis]),
-         "windows": latency_windows, "y_test": y_test},
-        net_repeats, repeats))
+    if "lstm" in pairs:
+        net_warm = min(len(X), batch_size + (len(X) % batch_size or batch_size))
+        results.append(compare(
+            "lstm",
+            {"make": lambda: RecurrentDecoder(hidden_size=hidden, epochs=epochs, batch_size=batch_size,
+                                              learning_rate=learning_rate, device="cpu"),
+             "fit": lambda m: m.fit(X, y), "warm": lambda m: m.set_params(epochs=1).fit(X[:net_warm], y[:net_warm]),
+             "predict": lambda m: m.predict(X_test), "one": lambda m, w: m.predict_one(w),
+             "windows": latency_windows, "y_test": y_test},
+            {"make": lambda: TorchLSTM(hidden, epochs, batch_size, learning_rate), "fit": lambda m: m.fit(X, y),
+             "warm": lambda m: TorchLSTM(hidden, 1, batch_size, learning_rate).fit(X[:net_warm], y[:net_warm]),
+             "predict": lambda m: m.predict(X_test), "one": lambda m, w: m.predict(w[np.newaxis]),
+             "windows": latency_windows, "y_test": y_test},
+            net_repeats, repeats))
 
-    # --- Kalman filter, on the current bin only
-    if KalmanDecoder is not None:
+    # --- Kalman filter, on the current bin only; single samples are online steps (see above)
+    if "kalman" in pairs and KalmanDecoder is not None:
         K, ky, K_test, ky_test = split(0)
         k_windows = K_test[:LATENCY_WINDOWS]
+        if not ("wiener" in pairs or "lstm" in pairs):
+            n_rows = len(K), len(K_test)
         results.append(compare(
             "kalman",
             {"make": KalmanDecoder, "fit": lambda m: m.fit(K, ky),
              "warm": lambda m: m.fit(K[:WARM_ROWS], ky[:WARM_ROWS]), "predict": lambda m: m.predict(K_test),
-             "one": lambda m, w: m.predict(w[np.newaxis]), "windows": k_windows, "y_test": ky_test},
+             "start": lambda m: m.start_online(), "one": lambda m, w: m.step(w),
+             "windows": k_windows, "y_test": ky_test},
             {"make": TextbookKalman, "fit": lambda m: m.fit(K[:, 0], ky),
              "warm": lambda m: m.fit(K[:WARM_ROWS, 0], ky[:WARM_ROWS]), "predict": lambda m: m.predict(K_test[:, 0]),
-             "one": lambda m, w: m.predict(w), "windows": k_windows, "y_test": ky_test},
+             "start": lambda m: m.start_online(), "one": lambda m, w: m.step(w[0]),
+             "windows": k_windows, "y_test": ky_test},
             repeats, repeats))
 
     return {
         "units": units, "bins": bins, "bin_s": BIN_S, "history_bins": history, "epochs": epochs,
         "hidden_size": hidden, "batch_size": batch_size, "learning_rate": learning_rate, "repeats": repeats,
-        "net_repeats": net_repeats,
-        "n_train": len(X), "n_test": len(X_test),
+        "net_repeats": net_repeats, "pairs_run": list(pairs),
+        "n_train": n_rows[0], "n_test": n_rows[1],
         "pairs": {r["pair"]: r for r in results},
         "ratio": {f"{r['pair']}_{k}": v for r in results for k, v in r["ratio"].items()},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
@@ -283,9 +318,12 @@ def run(units: int, bins: int, epochs: int, history: int, hidden: int, batch_siz
 
 def table(result: dict) -> str:
     reference = {"wiener": "sklearn RidgeCV", "lstm": "plain torch LSTM", "kalman": "textbook Kalman"}
+    windowed = {"wiener", "lstm"} & set(result.get("pairs_run", PAIRS))
+    windows = f"{result['history_bins'] + 1}-bin windows" if windowed else "current-bin windows (Kalman only)"
     lines = [f"{result['units']} units x {result['bins']} bins of {result['bin_s'] * 1000:g} ms, "
-             f"{result['history_bins'] + 1}-bin windows, {result['n_train']} training / {result['n_test']} test "
-             f"rows; LSTM-{result['hidden_size']}, {result['epochs']} epochs, batch {result['batch_size']}",
+             f"{windows}, {result['n_train']} training / {result['n_test']} test rows"
+             + (f"; LSTM-{result['hidden_size']}, {result['epochs']} epochs, batch {result['batch_size']}"
+                if "lstm" in result.get("pairs_run", PAIRS) else ""),
              f"{'pair':8}{'reference':>18}{'fit s':>9}{'ref fit s':>11}{'R2':>8}{'ref R2':>8}{'lat us':>9}"
              f"{'ref lat us':>12}{'fit ratio':>11}{'R2 ratio':>10}{'lat ratio':>11}"]
     for name, r in result["pairs"].items():
@@ -309,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step size of both LSTMs")
     parser.add_argument("--repeats", type=int, default=3, help="fits of the linear decoders, and latency runs")
     parser.add_argument("--net-repeats", type=int, default=1, help="fits of the LSTMs")
+    parser.add_argument("--pairs", default="all",
+                        help=f"comma-separated pairs to run, of {', '.join(PAIRS)} (default all)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if min(args.units, args.epochs, args.hidden, args.batch_size, args.repeats, args.net_repeats) < 1:
@@ -321,8 +361,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.bins < 5 * (args.history + 2) + 100:
         parser.error(f"--bins must be at least {5 * (args.history + 2) + 100} for --history {args.history}")
 
+    pairs = PAIRS if args.pairs.strip() == "all" else tuple(p.strip() for p in args.pairs.split(",") if p.strip())
+    unknown = sorted(set(pairs) - set(PAIRS))
+    if unknown or not pairs:
+        parser.error(f"--pairs must be 'all' or a comma-separated list of {', '.join(PAIRS)}, got {args.pairs!r}")
+    if "kalman" in pairs and KalmanDecoder is None:
+        parser.error("--pairs kalman needs services/decoding/core/kalman.py's KalmanDecoder")
+    pairs = tuple(p for p in PAIRS if p in pairs)
+
     result = run(args.units, args.bins, args.epochs, args.history, args.hidden, args.batch_size, args.learning_rate,
-                 args.repeats, args.net_repeats)
+                 args.repeats, args.net_repeats, pairs)
     print(table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,23 @@ so the covariance stays symmetric positive semi-definite:
     m = m^- + P (b_t - S m^-).
 
 The covariances do not depend on the data, so they are iterated only until they converge to the
-steady state (Riccati recursion); the remaining steps reuse it.
+steady state (Riccati recursion); the remaining steps reuse it. ``S``, its factor ``G`` and the
+``k x p`` matrix ``H^T Q^-1`` are computed once, on first use after ``fit`` (or after loading a
+saved model, whose file does not hold them), and reused by every later call.
+
+Online decoding
+---------------
+A brain-computer interface receives one bin at a time. :meth:`KalmanDecoder.step` takes one
+window (``n_lags, n_features``), does one predict + update and returns the filtered mean,
+carrying the mean and covariance to the next call; :meth:`KalmanDecoder.start_online` starts a
+new stream from the prior ``N(mu_x, S_0)``. Stepping through ``X`` gives the means of
+``filter(X)``. Until the covariance has converged a step runs the ``k x k`` Riccati update; from
+then on it is ``m_t = T m_{t-1} + K z_t - c`` with the precomputed steady-state transition ``T``
+(k x k), gain ``K`` (k x p) and offset ``c``: two small matrix-vector products.
+
+One decoder object serves one online stream: the stream's state lives on the object, so two
+streams (or two threads) need two decoders (``copy.deepcopy`` or :func:`load_model` of the same
+bytes). ``fit`` ends the stream; the next ``step`` starts from the prior.
 
 Example
 -------
@@ -48,10 +64,20 @@ Example
 0.95
 >>> model.score(X[2000:], v[2000:]) > 0.8
 True
+
+Online, one window at a time, the same means as the batch filter:
+
+>>> model.start_online()
+>>> online = np.array([model.step(window) for window in X[2000:2100]])
+>>> online.shape
+(100, 1)
+>>> bool(np.allclose(online, model.predict(X[2000:2100]), rtol=0, atol=1e-10))
+True
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -73,6 +99,70 @@ def _check_nonnegative(value, name: str) -> float:
 
 def _symmetric(M: np.ndarray) -> np.ndarray:
     return 0.5 * (M + M.T)
+
+
+def _has_converged(current: np.ndarray, previous: np.ndarray) -> bool:
+    """The Riccati recursion's steady-state test, shared by ``filter`` and ``step``."""
+    return bool(np.abs(current - previous).max() <= (
+        _RICCATI_RTOL * max(np.abs(current).max(), np.finfo(float).tiny)))
+
+
+def _raise_non_finite(window: np.ndarray) -> None:
+    """ValueError for a window whose update is not finite."""
+    if not np.isfinite(window).all():
+        raise ValueError("the window holds NaN or infinite values")
+    # finite, but so large that the update overflows
+    raise ValueError("the window's values are too large: the filter update overflows")
+
+
+class _Observation:
+    """What the filter needs of the observation model, computed once per set of parameters.
+
+    ``S = H^T Q^-1 H``, its factor ``G`` (``S = G G^T``), ``gain_rows = H^T Q^-1`` (k x p) and
+    ``offset = H^T Q^-1 mu_z``, so ``b_t = gain_rows @ z_t - offset``; the steady-state
+    quantities are filled in the first time a recursion reaches the steady state. Holds the
+    parameter arrays it was built from: a decoder whose arrays were replaced builds a new one.
+    """
+
+    __slots__ = ("sources", "S", "G", "gain_rows", "offset", "steady_cov", "steady_transition",
+                 "steady_gain", "steady_offset")
+
+    def __init__(self, model: "KalmanDecoder") -> None:
+        self.sources = model._parameter_arrays()
+        try:
+            chol = np.linalg.cholesky(model.Q_)
+        except np.linalg.LinAlgError:
+            raise ValueError("the observation noise covariance Q_ is not positive definite; "
+                             "fit with ridge > 0") from None
+        # L^-1 H, so that S = (L^-1 H)^T (L^-1 H) is symmetric by construction
+        whitened = np.linalg.solve(chol, model.H_)                            # (p, k)
+        self.gain_rows = np.ascontiguousarray(np.linalg.solve(chol.T, whitened).T)   # H^T Q^-1, (k, p)
+        self.offset = self.gain_rows @ np.asarray(model.feature_mean_, dtype=np.float64)
+        self.S = _symmetric(whitened.T @ whitened)
+        eigvals, eigvecs = np.linalg.eigh(self.S)
+        self.G = eigvecs * np.sqrt(np.clip(eigvals, 0.0, None))               # S = G G^T
+        self.steady_cov = self.steady_transition = self.steady_gain = self.steady_offset = None
+
+    def set_steady_state(self, cov: np.ndarray, A: np.ndarray) -> None:
+        if self.steady_cov is None:
+            self.steady_transition = (np.eye(len(cov)) - cov @ self.S) @ A
+            self.steady_gain = np.ascontiguousarray(cov @ self.gain_rows)     # P H^T Q^-1, (k, p)
+            self.steady_offset = cov @ self.offset
+            self.steady_cov = cov
+
+
+class _OnlineState:
+    """One online stream: the step count, the mean (deviation from mu_x) and covariance of the
+    last posterior, and whether the covariance has reached the steady state."""
+
+    __slots__ = ("observation", "t", "mean", "cov", "steady")
+
+    def __init__(self, observation: _Observation) -> None:
+        self.observation = observation
+        self.t = 0
+        self.mean = None
+        self.cov = None
+        self.steady = False
 
 
 @register_decoder("kalman")
@@ -114,6 +204,12 @@ class KalmanDecoder(Decoder):
     >>> means, covs = model.filter(np.array([[[2.0]], [[2.0]]]))
     >>> means[:, 0].round(4).tolist(), covs[:, 0, 0].round(4).tolist()
     ([1.0, 1.6], [0.5, 0.6])
+
+    The same two steps online (one decoder object serves one stream; not thread-safe):
+
+    >>> model.start_online()
+    >>> [round(float(model.step([[2.0]])[0]), 4) for _ in range(2)]
+    [1.0, 1.6]
     """
 
     state_attributes = ("A_", "W_", "H_", "Q_", "state_mean_", "state_cov_", "feature_mean_",
@@ -184,29 +280,35 @@ class KalmanDecoder(Decoder):
         self.A_, self.W_, self.H_, self.Q_ = A, W, H, Q
         self.state_mean_, self.state_cov_, self.feature_mean_ = x_mean, _symmetric(scatter) / n, z_mean
         self.n_lags_, self.n_features_ = n_lags, n_features
+        self._observation = self._online = None          # recomputed / restarted on first use
         if report is not None:
             report(1.0, f"fitted a {k}-dimensional state observed through {z.shape[1]} values")
         return self
 
-    def _information(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """``S = H^T Q^-1 H`` and ``b_t = H^T Q^-1 (z_t - mu_z)`` for every row of ``X``."""
+    def _parameter_arrays(self) -> tuple:
+        return (self.A_, self.W_, self.H_, self.Q_, self.state_mean_, self.state_cov_, self.feature_mean_)
+
+    def _check_fitted(self) -> None:
         if not hasattr(self, "A_"):
             raise ValueError("KalmanDecoder is not fitted")
+
+    def _observation_model(self) -> _Observation:
+        """The cached :class:`_Observation`, rebuilt when fit ran again or the arrays were replaced."""
+        cached = getattr(self, "_observation", None)
+        if cached is None or any(a is not b for a, b in zip(cached.sources, self._parameter_arrays())):
+            cached = self._observation = _Observation(self)
+        return cached
+
+    def _information(self, X) -> tuple[_Observation, np.ndarray]:
+        """The observation model and ``b_t = H^T Q^-1 (z_t - mu_z)`` for every row of ``X``."""
+        self._check_fitted()
         X = check_windows(X)
         if X.shape[1:] != (self.n_lags_, self.n_features_):
             raise ValueError(f"X has windows of shape {X.shape[1:]}, the decoder was fitted on "
                              f"{(self.n_lags_, self.n_features_)} (n_lags, n_features)")
-        try:
-            chol = np.linalg.cholesky(self.Q_)
-        except np.linalg.LinAlgError:
-            raise ValueError("the observation noise covariance Q_ is not positive definite; "
-                             "fit with ridge > 0") from None
-        # L^-1 H, so that S = (L^-1 H)^T (L^-1 H) is symmetric by construction
-        whitened = np.linalg.solve(chol, self.H_)                             # (p, k)
-        gain_rows = np.linalg.solve(chol.T, whitened).T                       # H^T Q^-1, (k, p)
-        S = _symmetric(whitened.T @ whitened)
-        b = (X.reshape(X.shape[0], -1).astype(np.float64) - self.feature_mean_) @ gain_rows.T
-        return S, b
+        obs = self._observation_model()
+        b = X.reshape(X.shape[0], -1).astype(np.float64, copy=False) @ obs.gain_rows.T - obs.offset
+        return obs, b
 
     def filter(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Filtered posterior ``p(x_t | z_1..t)`` for every row of ``X``, from ``N(mu_x, S_0)``.
@@ -216,10 +318,9 @@ class KalmanDecoder(Decoder):
         means : ndarray, shape (n_samples, n_outputs)
         covariances : ndarray, shape (n_samples, n_outputs, n_outputs)
         """
-        S, b = self._information(X)
+        obs, b = self._information(X)
+        S, G = obs.S, obs.G
         n, k = b.shape
-        eigvals, eigvecs = np.linalg.eigh(S)
-        G = eigvecs * np.sqrt(np.clip(eigvals, 0.0, None))                   # S = G G^T
         identity = np.eye(k)
         A, W = self.A_, self.W_
 
@@ -233,9 +334,9 @@ class KalmanDecoder(Decoder):
             gain = np.linalg.solve(identity + G.T @ prior @ G, G.T @ prior).T   # P^- G (I + G^T P^- G)^-1
             reduce = identity - gain @ G.T
             covariances[t] = _symmetric(reduce @ prior @ reduce.T + gain @ gain.T)
-            if t > 0 and np.abs(covariances[t] - covariances[t - 1]).max() <= (
-                    _RICCATI_RTOL * max(np.abs(covariances[t]).max(), np.finfo(float).tiny)):
+            if t > 0 and _has_converged(covariances[t], covariances[t - 1]):
                 converged_at = t + 1
+                obs.set_steady_state(covariances[t].copy(), A)
                 break
         covariances[converged_at:] = covariances[converged_at - 1]
 
@@ -257,3 +358,74 @@ class KalmanDecoder(Decoder):
     def predict(self, X) -> np.ndarray:
         """Filtered means ``E[x_t | z_1..t]``, shape (n_samples, n_outputs); needs no targets."""
         return self.filter(X)[0]
+
+    # ---- online decoding
+
+    def start_online(self) -> None:
+        """Start a new online stream: the next :meth:`step` is the first, from ``N(mu_x, S_0)``.
+
+        The stream's state lives on this object: one decoder serves one stream (use a copy per
+        stream or per thread). ValueError if the decoder is not fitted.
+        """
+        self._check_fitted()
+        self._online = _OnlineState(self._observation_model())
+
+    def step(self, window) -> np.ndarray:
+        """One online step: the filtered mean ``E[x_t | z_1..t]`` after the window of bin ``t``.
+
+        ``window`` has shape (n_lags, n_features), the row ``X[t]`` that :meth:`filter` would
+        see; returns shape (n_outputs,). Consecutive calls are consecutive time steps, as the rows
+        of ``X`` are: stepping through ``X`` gives ``filter(X)[0]``. The first step after
+        :meth:`start_online`, ``fit`` or loading starts from the prior (so does the first step
+        after the model's parameter arrays were replaced). Once the covariance has reached its
+        steady state a step is two small matrix-vector products. ValueError if the decoder is not
+        fitted or the window has the wrong shape or non-finite values.
+        """
+        self._check_fitted()
+        window = np.asarray(window)
+        if window.shape != (self.n_lags_, self.n_features_):
+            raise ValueError(f"the window has shape {window.shape}, the decoder was fitted on "
+                             f"{(self.n_lags_, self.n_features_)} (n_lags, n_features)")
+        if window.dtype.kind not in "iuf":
+            raise ValueError(f"the window must hold real numbers, got dtype {window.dtype}")
+        state = getattr(self, "_online", None)
+        if state is None or any(a is not b for a, b in zip(state.observation.sources, self._parameter_arrays())):
+            self.start_online()
+            state = self._online
+        obs = state.observation
+        z = window.reshape(-1)
+        if state.steady:                                     # the fast path: m = T m + K z - c
+            drive = obs.steady_gain.dot(z)
+            # a NaN or infinity in z reaches the k values of K z (cheaper to test than the p of z)
+            if not all(map(math.isfinite, drive.tolist())):
+                _raise_non_finite(window)
+            mean = obs.steady_transition.dot(state.mean)
+            mean += drive
+            mean -= obs.steady_offset
+            state.mean = mean
+            return mean + self.state_mean_
+        if not np.isfinite(window).all():
+            _raise_non_finite(window)
+        # the transient: one step of the Riccati recursion, exactly as in filter
+        A, G = self.A_, obs.G
+        k = A.shape[0]
+        identity = np.eye(k)
+        if state.t == 0:
+            prior = _symmetric(np.asarray(self.state_cov_, dtype=np.float64))
+            mean = np.zeros(k)
+        else:
+            prior = _symmetric(A @ state.cov @ A.T + self.W_)
+            mean = state.mean
+        gain = np.linalg.solve(identity + G.T @ prior @ G, G.T @ prior).T
+        reduce = identity - gain @ G.T
+        cov = _symmetric(reduce @ prior @ reduce.T + gain @ gain.T)
+        b = obs.gain_rows @ z - obs.offset
+        if state.t > 0:
+            mean = (identity - cov @ obs.S) @ A @ mean
+        mean = mean + cov @ b
+        if state.t > 0 and _has_converged(cov, state.cov):
+            obs.set_steady_state(cov, A)
+            state.steady = True
+        state.t += 1
+        state.mean, state.cov = mean, cov
+        return mean + self.state_mean_

@@ -288,3 +288,109 @@ def test_from_parameters_checks_shapes():
     with pytest.raises(ValueError, match=r"n_lags must be an integer >= 1 dividing H's 4 rows, got 3"):
         KalmanDecoder.from_parameters(A=TRUE_A, W=TRUE_W, H=TRUE_H, Q=TRUE_Q, state_mean=X_MEAN,
                                       state_cov=STATIONARY, n_lags=3)
+
+
+# --------------------------------------------------------------------------------------------------
+# online decoding, one window at a time
+
+
+def test_stepping_one_window_at_a_time_equals_the_filter():
+    """Through the transient and well past the steady state, step gives filter's means."""
+    initial = np.array([[4.0, -1.0], [-1.0, 2.0]])
+    _, z = simulate(400, seed=10, initial_cov=initial)
+    X = z[:, np.newaxis, :]
+    model = true_model(initial)
+    model.start_online()
+    online = np.array([model.step(window) for window in X])
+    assert online.shape == (400, 2)
+    np.testing.assert_allclose(online, model.filter(X)[0], rtol=0, atol=1e-10)
+    assert model._online.steady                              # the fast path was reached and used
+
+
+def test_stepping_a_fitted_decoder_with_history_windows(small_session):
+    session, counts = small_session
+    X, valid = window_tensor(counts, history_bins=2)
+    X, y = X[valid], session.velocity[valid]
+    model = KalmanDecoder().fit(X[:700], y[:700])
+    # the first step after fit starts from the prior without start_online
+    online = np.array([model.step(window) for window in X[700:]])
+    np.testing.assert_allclose(online, model.predict(X[700:]), rtol=0, atol=1e-10)
+
+
+def test_start_online_resets_to_the_prior():
+    _, z = simulate(120, seed=11)
+    X = z[:, np.newaxis, :]
+    model = true_model()
+    expected = model.filter(X[60:])[0]
+    model.start_online()
+    for window in X[:60]:                                    # another stream, then a new one
+        model.step(window)
+    model.start_online()
+    np.testing.assert_allclose([model.step(w) for w in X[60:]], expected, rtol=0, atol=1e-10)
+    # refitting ends the stream too
+    refit = KalmanDecoder().fit(X, z[:, :2])
+    first = refit.step(X[5])
+    refit.fit(X, z[:, :2])
+    np.testing.assert_array_equal(refit.step(X[5]), first)
+
+
+def test_the_observation_model_is_cached_and_refitting_replaces_it():
+    x, z = simulate(300, seed=12)
+    X = z[:, np.newaxis, :]
+    model = KalmanDecoder().fit(X, x)
+    model.predict(X[:10])
+    cached = model._observation
+    model.predict(X[10:20])
+    model.step(X[0])
+    assert model._observation is cached
+    model.fit(X[:200], x[:200])
+    assert model._observation is None
+    np.testing.assert_allclose(model.predict(X), KalmanDecoder().fit(X[:200], x[:200]).predict(X), rtol=1e-12)
+    assert model._observation is not cached
+    _, arrays = model.get_model_state()
+    assert not any(name.startswith("_") for name in arrays)
+
+
+def test_step_before_fit_raises():
+    with pytest.raises(ValueError, match=r"KalmanDecoder is not fitted"):
+        KalmanDecoder().step(np.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r"KalmanDecoder is not fitted"):
+        KalmanDecoder().start_online()
+
+
+def test_step_with_a_bad_window_raises():
+    model = true_model()
+    with pytest.raises(ValueError, match=r"the window has shape \(4,\), the decoder was fitted on \(1, 4\) "
+                                         r"\(n_lags, n_features\)"):
+        model.step(np.zeros(4))
+    with pytest.raises(ValueError, match=r"the window has shape \(1, 1, 4\), the decoder was fitted on \(1, 4\)"):
+        model.step(np.zeros((1, 1, 4)))
+    with pytest.raises(ValueError, match=r"real numbers, got dtype <U1"):
+        model.step(np.array([["a", "b", "c", "d"]]))
+    bad = np.zeros((1, 4))
+    bad[0, 2] = np.inf
+    with pytest.raises(ValueError, match=r"NaN or infinite"):
+        model.step(bad)                                      # in the transient
+    _, z = simulate(300, seed=13)
+    for window in z[:, np.newaxis, :]:
+        model.step(window)
+    assert model._online.steady
+    before = model._online.mean.copy()
+    bad[0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinite"):
+        model.step(bad)                                      # on the fast path
+    np.testing.assert_array_equal(model._online.mean, before)   # the stream is untouched
+
+
+def test_save_load_then_stepping(small_session):
+    session, counts = small_session
+    X, valid = window_tensor(counts, history_bins=1)
+    X, y = X[valid], session.velocity[valid]
+    model = KalmanDecoder(ridge=1e-3).fit(X[:800], y[:800])
+    model.start_online()
+    for window in X[800:850]:                                # the saved state holds no stream
+        model.step(window)
+    again = load_model(save_model(model))
+    assert getattr(again, "_observation", None) is None and getattr(again, "_online", None) is None
+    online = np.array([again.step(window) for window in X[800:]])
+    np.testing.assert_allclose(online, model.predict(X[800:]), rtol=0, atol=1e-10)
