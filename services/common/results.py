@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from google.protobuf.message import Message
 
@@ -59,8 +60,14 @@ def _reduce_refs(message: Message) -> None:
             _reduce_refs(value)
 
 
-def result_prefix(service: str, method: str, request: Message, version: str) -> str:
-    """The key prefix under which the outputs of this request are stored."""
+def result_prefix(service: str, method: str, request: Message, version: str, *,
+                  extra_inputs: Mapping[str, str] | None = None) -> str:
+    """The key prefix under which the outputs of this request are stored.
+
+    ``extra_inputs`` maps names to the sha256 of inputs the request names without an
+    ArtifactRef (the objects under a folder prefix, say), so their contents enter the key too.
+    """
     payload = content_identity(request).SerializeToString(deterministic=True)
-    digest = hashlib.sha256(f"{service}/{method}/{version}\n".encode() + payload).hexdigest()
+    extra = "".join(f"{name}={digest}\n" for name, digest in sorted((extra_inputs or {}).items()))
+    digest = hashlib.sha256(f"{service}/{method}/{version}\n{extra}".encode() + payload).hexdigest()
     return f"derived/{service}/{method}/{digest[:32]}"

@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 from google.protobuf import json_format, struct_pb2
+from google.protobuf.message import Message
 
 from neuromesh.common.v1.artifact_pb2 import ArtifactRef
 
@@ -50,6 +51,8 @@ from .store import ARRAY_MEDIA_TYPE, ArtifactStore
 __all__ = ["StoreBackedServicer", "model_from_spec", "require_finite", "require_non_negative", "has_ref"]
 
 PNG = "image/png"
+#: the JSON report a long call stores last, next to its outputs
+REPORT_NAME = "report.json"
 
 
 def require_finite(value: float, field: str, *, positive: bool = False) -> float:
@@ -150,6 +153,27 @@ class StoreBackedServicer:
         if await asyncio.to_thread(self.store.exists, key):
             return await asyncio.to_thread(self.store.stat, key)
         return None
+
+    async def stored_result(self, prefix: str, result_type: type[Message]) -> Message | None:
+        """The result a previous call stored with :meth:`store_result` under ``prefix``, if any.
+
+        The report is written last, so its presence means every output of the call is stored.
+        """
+        cached = await self.cached(prefix, REPORT_NAME)
+        if cached is None:
+            return None
+        report = await asyncio.to_thread(self.store.get_json, cached)
+        result = json_format.ParseDict(report["result"], result_type())
+        result.report.CopyFrom(cached)
+        return result
+
+    async def store_result(self, prefix: str, result: Message, request: Message, version: str) -> Message:
+        """Write ``prefix/report.json`` (the result, the resolved request, the service version)
+        and set ``result.report`` to it."""
+        report = {"result": json_format.MessageToDict(result), "request": json_format.MessageToDict(request),
+                  "service_version": version}
+        result.report.CopyFrom(await self.put_json(f"{prefix}/{REPORT_NAME}", report))
+        return result
 
     async def put_array(self, key: str, array: np.ndarray) -> ArtifactRef:
         return await asyncio.to_thread(self.store.put_array, key, array, if_exists="return_existing")

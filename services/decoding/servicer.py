@@ -45,7 +45,7 @@ from services.common.store import ArtifactStore
 
 from . import plots
 from .core import recordings, rsa
-from .core.base import DECODERS, Decoder, save_model, window_tensor
+from .core.base import DECODERS, Decoder, check_targets, save_model, window_tensor
 from .core.binning import bin_spike_trains
 from .core.evaluation import (EvaluationReport, classification_scores, cross_validate, regression_scores,
                               shuffled_control, time_resolved_decoding)
@@ -134,8 +134,6 @@ class DecodingServicer(StoreBackedServicer, decoding_pb2_grpc.DecodingServiceSer
             resolved.nwb_file.CopyFrom(await self.resolve(request.nwb_file, "nwb_file", array=False))
         elif source == "kilosort":
             inputs["kilosort"] = await self._kilosort_refs(request.kilosort)
-            for name, ref in sorted(inputs["kilosort"].items()):  # the folder's contents enter the cache key
-                resolved.kilosort.include_groups.append(f"{name}:{ref.sha256}")
         elif source == "continuous":
             resolved.continuous.values.CopyFrom(await self.resolve(request.continuous.values, "continuous.values",
                                                                     array=True))
@@ -146,7 +144,9 @@ class DecodingServicer(StoreBackedServicer, decoding_pb2_grpc.DecodingServiceSer
                                                                    array=True))
             resolved.behaviour.timestamps.CopyFrom(await self.resolve(request.behaviour.timestamps,
                                                                        "behaviour.timestamps", array=True))
-        prefix = result_prefix("decoding", "BinRecording", resolved, SERVICE_VERSION)
+        # a Kilosort folder is a key prefix, not a ref: its files' contents enter the key by digest
+        prefix = result_prefix("decoding", "BinRecording", resolved, SERVICE_VERSION, extra_inputs={
+            name: ref.sha256 for name, ref in inputs.get("kilosort", {}).items()})
         cached = await self.cached(prefix, "summary.json")
         if cached is not None:
             summary = await asyncio.to_thread(self.store.get_json, cached)
@@ -244,12 +244,9 @@ class DecodingServicer(StoreBackedServicer, decoding_pb2_grpc.DecodingServiceSer
         for field in ("features", "targets", *optional):
             getattr(resolved, field).CopyFrom(await self.resolve(getattr(request, field), field, array=True))
         prefix = result_prefix("decoding", "Train", resolved, SERVICE_VERSION)
-        cached = await self.cached(prefix, "report.json")
-        if cached is not None:
-            report = await asyncio.to_thread(self.store.get_json, cached)
-            result = json_format.ParseDict(report["result"], decoding_pb2.TrainResult())
-            result.report.CopyFrom(cached)
-            yield decoding_pb2.TrainResponse(result=result)
+        stored = await self.stored_result(prefix, decoding_pb2.TrainResult)
+        if stored is not None:
+            yield decoding_pb2.TrainResponse(result=stored)
             return
         features, targets = await self.load(resolved.features), await self.load(resolved.targets)
         trial_index = await self.load(resolved.trial_index) if "trial_index" in optional else None
@@ -277,10 +274,7 @@ class DecodingServicer(StoreBackedServicer, decoding_pb2_grpc.DecodingServiceSer
         result.model.CopyFrom(await self.put_bytes(f"{prefix}/model.npz", model, MODEL_MEDIA_TYPE))
         result.predictions.CopyFrom(await self.put_array(f"{prefix}/predictions", evaluation.predictions))
         result.figure.CopyFrom(await self.put_bytes(f"{prefix}/figure.png", figure, PNG))
-        report = {"result": json_format.MessageToDict(result),
-                  "request": json_format.MessageToDict(resolved), "service_version": SERVICE_VERSION}
-        result.report.CopyFrom(await self.put_json(f"{prefix}/report.json", report))
-        yield decoding_pb2.TrainResponse(result=result)
+        yield decoding_pb2.TrainResponse(result=await self.store_result(prefix, result, resolved, SERVICE_VERSION))
 
     async def Predict(self, request, context):
         decoder, metadata, model_ref = await self.load_model(request.model, DECODERS)
@@ -457,8 +451,6 @@ def _predict(decoder: Decoder, features: np.ndarray, metadata: dict[str, Any]):
 
 
 def _evaluate(decoder: Decoder, features, targets, metadata: dict[str, Any]):
-    from .core.base import check_targets
-
     X, valid = _windows_for(decoder, features, metadata)
     y = check_targets(targets, task=decoder.task, n_samples=X.shape[0])
     predicted = decoder.predict(X[valid])

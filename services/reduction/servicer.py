@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from google.protobuf import json_format
 
 from neuromesh.reduction.v1 import reduction_pb2, reduction_pb2_grpc
 from services.common.compute import ComputeLimiter
@@ -39,6 +38,7 @@ from services.common.store import ArtifactStore
 from . import plots
 from .core import preprocessing, scores
 from .core.base import REDUCERS, Reducer, check_activity, save_model
+from .core.factor_analysis import FactorAnalysis
 from .core.pca import PCA, fit_pca_streaming, transform_streaming
 
 SERVICE_VERSION = "0.1.0"
@@ -118,6 +118,35 @@ def _co_smoothing(model: Reducer, X: np.ndarray, heldout: np.ndarray, test_fract
         test_latents, X[test][..., heldout].reshape(-1, heldout.size)))
 
 
+def _unscored() -> reduction_pb2.ReductionScores:
+    """Scores with every optional figure NaN (not computed), rather than proto's default 0."""
+    return reduction_pb2.ReductionScores(explained_variance=math.nan, co_smoothing_bits_per_spike=math.nan,
+                                         forward_prediction_r2=math.nan, log_likelihood=math.nan,
+                                         latent_r2_mean=math.nan)
+
+
+def _score_fitted(model: Reducer, X: np.ndarray, out: reduction_pb2.ReductionScores, *,
+                  latents: np.ndarray | None = None, truth: np.ndarray | None = None) -> None:
+    """Fill ``out`` with what a fitted model says of ``X``: explained variance (if it
+    reconstructs), log-likelihood (factor analysis), latent recovery against ``truth`` (from
+    ``latents``, the model's latents of ``X``, computed when not given)."""
+    flat = X.reshape(-1, X.shape[-1])
+    reconstruction = _reconstruct(model, X)
+    if reconstruction is not None:
+        out.explained_variance = float(scores.explained_variance_score(flat, reconstruction.reshape(flat.shape)).total)
+    if isinstance(model, FactorAnalysis):
+        out.log_likelihood = float(model.score(flat))
+    if truth is not None:
+        truth = np.asarray(truth, dtype=np.float64)
+        latents = _transform(model, X) if latents is None else latents
+        if truth.shape[:-1] != latents.shape[:-1]:
+            raise ValueError(f"true_latents must match the activity's samples: shape {latents.shape[:-1]} + "
+                             f"(n_latents,), got {truth.shape}")
+        r2 = scores.latent_recovery_r2(latents.reshape(-1, latents.shape[-1]), truth.reshape(-1, truth.shape[-1]))
+        out.latent_r2[:] = np.asarray(r2.r2, dtype=float).tolist()
+        out.latent_r2_mean = float(r2.mean_r2)
+
+
 def fit_and_score(model: Reducer, activity: np.ndarray, *, smooth_sigma_bins: float = 0.0,
                   soft_normalize: float = 0.0, trial_average: bool = False, conditions: np.ndarray | None = None,
                   true_latents: np.ndarray | None = None, heldout_neurons: np.ndarray | None = None,
@@ -156,9 +185,7 @@ def fit_and_score(model: Reducer, activity: np.ndarray, *, smooth_sigma_bins: fl
         raise ValueError(f"{model.reducer_name} is a dynamics model: it needs activity of shape "
                          f"(n_trials, n_time, n_neurons), got {X.shape}")
 
-    out = reduction_pb2.ReductionScores(explained_variance=math.nan, co_smoothing_bits_per_spike=math.nan,
-                                        forward_prediction_r2=math.nan, log_likelihood=math.nan,
-                                        latent_r2_mean=math.nan)
+    out = _unscored()
     at = 0.0
     if heldout_neurons is not None and len(heldout_neurons):
         out.co_smoothing_bits_per_spike = _co_smoothing(model, X, np.asarray(heldout_neurons), test_fraction,
@@ -182,23 +209,10 @@ def fit_and_score(model: Reducer, activity: np.ndarray, *, smooth_sigma_bins: fl
         latents = np.asarray(model.fit(X, report=fit_report).transform(X))
     else:
         latents = _fit_static(model, X, fit_report)
-    reconstruction = _reconstruct(model, X)
-    if reconstruction is not None:
-        out.explained_variance = float(scores.explained_variance_score(X.reshape(-1, X.shape[-1]),
-                                                                       reconstruction.reshape(-1, X.shape[-1])).total)
+    _score_fitted(model, X, out, latents=latents, truth=true_latents)
     ratios = getattr(model, "explained_variance_ratio_", None)
     if ratios is not None:
         out.explained_variance_ratio[:] = np.asarray(ratios, dtype=float).tolist()
-    if hasattr(model, "score") and model.reducer_name == "factor_analysis":
-        out.log_likelihood = float(model.score(X.reshape(-1, X.shape[-1])))
-    if true_latents is not None:
-        truth = np.asarray(true_latents, dtype=np.float64)
-        if truth.shape[:-1] != latents.shape[:-1]:
-            raise ValueError(f"true_latents must match the activity's samples: shape {latents.shape[:-1]} + "
-                             f"(n_latents,), got {truth.shape}")
-        r2 = scores.latent_recovery_r2(latents.reshape(-1, latents.shape[-1]), truth.reshape(-1, truth.shape[-1]))
-        out.latent_r2[:] = np.asarray(r2.r2, dtype=float).tolist()
-        out.latent_r2_mean = float(r2.mean_r2)
     name = model.reducer_name
     figures = {"components_figure": plots.components_figure(latents, title=f"{name}: latents over time"),
                "trajectories_figure": plots.trajectories_figure(latents, conditions=conditions,
@@ -237,12 +251,9 @@ class ReductionServicer(StoreBackedServicer, reduction_pb2_grpc.ReductionService
         for name in optional:
             getattr(resolved, name).CopyFrom(await self.resolve(getattr(request, name), name, array=True))
         prefix = result_prefix("reduction", "Fit", resolved, SERVICE_VERSION)
-        cached = await self.cached(prefix, "report.json")
-        if cached is not None:
-            report = await asyncio.to_thread(self.store.get_json, cached)
-            result = json_format.ParseDict(report["result"], reduction_pb2.FitResult())
-            result.report.CopyFrom(cached)
-            yield reduction_pb2.FitResponse(result=result)
+        stored = await self.stored_result(prefix, reduction_pb2.FitResult)
+        if stored is not None:
+            yield reduction_pb2.FitResponse(result=stored)
             return
 
         streamed = resolved.activity.size_bytes > self.max_input_bytes
@@ -274,13 +285,7 @@ class ReductionServicer(StoreBackedServicer, reduction_pb2_grpc.ReductionService
         result.latents.CopyFrom(await self.put_array(f"{prefix}/latents", outcome.latents))
         for name, png in outcome.figures.items():
             getattr(result, name).CopyFrom(await self.put_bytes(f"{prefix}/{name}.png", png, PNG))
-        yield reduction_pb2.FitResponse(result=await self._finish(prefix, result, resolved))
-
-    async def _finish(self, prefix: str, result: reduction_pb2.FitResult, resolved) -> reduction_pb2.FitResult:
-        report = {"result": json_format.MessageToDict(result), "request": json_format.MessageToDict(resolved),
-                  "service_version": SERVICE_VERSION}
-        result.report.CopyFrom(await self.put_json(f"{prefix}/report.json", report))
-        return result
+        yield reduction_pb2.FitResponse(result=await self.store_result(prefix, result, resolved, SERVICE_VERSION))
 
     async def _fit_streaming(self, method: Reducer, request, resolved, prefix: str):
         """Out-of-core PCA: the activity is read chunk by chunk, twice (fit, then transform)."""
@@ -323,16 +328,15 @@ class ReductionServicer(StoreBackedServicer, reduction_pb2_grpc.ReductionService
             raise
         BYTES_STREAMED.inc(2 * resolved.activity.size_bytes)
         SAMPLES_REDUCED.labels(method="pca").inc(array.shape[0])
-        result = reduction_pb2.FitResult(streamed=True, latents=latents, scores=reduction_pb2.ReductionScores(
-            explained_variance=float(np.sum(model.explained_variance_ratio_)),
-            explained_variance_ratio=np.asarray(model.explained_variance_ratio_, dtype=float).tolist(),
-            co_smoothing_bits_per_spike=math.nan, forward_prediction_r2=math.nan, log_likelihood=math.nan,
-            latent_r2_mean=math.nan))
+        result = reduction_pb2.FitResult(streamed=True, latents=latents, scores=_unscored())
+        # the variance the components keep is what a reconstruction explains, without a third pass
+        result.scores.explained_variance = float(np.sum(model.explained_variance_ratio_))
+        result.scores.explained_variance_ratio[:] = np.asarray(model.explained_variance_ratio_, dtype=float).tolist()
         result.model.CopyFrom(await self.put_bytes(f"{prefix}/model.npz", save_model(
             model, metadata={"n_neurons": int(array.shape[1])}), MODEL_MEDIA_TYPE))
         result.variance_figure.CopyFrom(await self.put_bytes(
             f"{prefix}/variance_figure.png", plots.variance_figure(model.explained_variance_ratio_), PNG))
-        yield reduction_pb2.FitResponse(result=await self._finish(prefix, result, resolved))
+        yield reduction_pb2.FitResponse(result=await self.store_result(prefix, result, resolved, SERVICE_VERSION))
 
     async def Transform(self, request, context):
         model, metadata, model_ref = await self.load_model(request.model, REDUCERS)
@@ -384,23 +388,8 @@ def _transform(model: Reducer, activity: np.ndarray) -> np.ndarray:
 
 def _score(model: Reducer, activity: np.ndarray, truth: np.ndarray | None) -> reduction_pb2.ReductionScores:
     X = check_activity(activity, ndim=activity.ndim)
-    out = reduction_pb2.ReductionScores(explained_variance=math.nan, co_smoothing_bits_per_spike=math.nan,
-                                        forward_prediction_r2=math.nan, log_likelihood=math.nan,
-                                        latent_r2_mean=math.nan)
-    reconstruction = _reconstruct(model, X)
-    if reconstruction is not None:
-        out.explained_variance = float(scores.explained_variance_score(X.reshape(-1, X.shape[-1]),
-                                                                       reconstruction.reshape(-1, X.shape[-1])).total)
-    if model.reducer_name == "factor_analysis":
-        out.log_likelihood = float(model.score(X.reshape(-1, X.shape[-1])))
-    if truth is not None:
-        latents = _transform(model, X)
-        if truth.shape[:-1] != latents.shape[:-1]:
-            raise ValueError(f"true_latents must match the activity's samples: shape {latents.shape[:-1]} + "
-                             f"(n_latents,), got {truth.shape}")
-        r2 = scores.latent_recovery_r2(latents.reshape(-1, latents.shape[-1]), truth.reshape(-1, truth.shape[-1]))
-        out.latent_r2[:] = np.asarray(r2.r2, dtype=float).tolist()
-        out.latent_r2_mean = float(r2.mean_r2)
+    out = _unscored()
+    _score_fitted(model, X, out, truth=truth)
     return out
 
 

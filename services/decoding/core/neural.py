@@ -490,6 +490,22 @@ def _with_training_doc(cls):
 
 
 class _MLPMixin:
+    """The MLP's parameters (shared by the regressor and the classifier) and network."""
+
+    def __init__(self, *, hidden_sizes=(128,), dropout: float = 0.1, epochs: int = 20, batch_size: int = 128,
+                 learning_rate: float = 1e-3, weight_decay: float = 0.0, validation_fraction: float = 0.0,
+                 patience: int = 5, seed: int = 0, device: str = "auto") -> None:
+        self.hidden_sizes = hidden_sizes
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.seed = seed
+        self.device = device
+
     def _check_architecture(self) -> dict[str, Any]:
         return {"hidden_sizes": check_hidden_sizes(self.hidden_sizes),
                 "dropout": check_real(self.dropout, "dropout", low=0.0, high=1.0)}
@@ -523,20 +539,6 @@ class MLPDecoder(_MLPMixin, _Regressor):
     ((300, 1), True)
     """
 
-    def __init__(self, *, hidden_sizes=(128,), dropout: float = 0.1, epochs: int = 20, batch_size: int = 128,
-                 learning_rate: float = 1e-3, weight_decay: float = 0.0, validation_fraction: float = 0.0,
-                 patience: int = 5, seed: int = 0, device: str = "auto") -> None:
-        self.hidden_sizes = hidden_sizes
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.seed = seed
-        self.device = device
-
 
 @register_decoder("mlp_classifier")
 @_with_training_doc
@@ -568,20 +570,6 @@ class MLPClassifierDecoder(_MLPMixin, _TorchDecoder):
 
     task = "classification"
     _extra_state = ("classes_",)
-
-    def __init__(self, *, hidden_sizes=(128,), dropout: float = 0.1, epochs: int = 20, batch_size: int = 128,
-                 learning_rate: float = 1e-3, weight_decay: float = 0.0, validation_fraction: float = 0.0,
-                 patience: int = 5, seed: int = 0, device: str = "auto") -> None:
-        self.hidden_sizes = hidden_sizes
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.seed = seed
-        self.device = device
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in the order of ``classes_``."""
