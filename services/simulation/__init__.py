@@ -1,0 +1,1 @@
+"""Simulation of spiking circuits: LIF (CUBA, COBA) and Izhikevich networks, cortical columns, plasticity."""
