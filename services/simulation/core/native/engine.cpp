@@ -363,6 +363,7 @@ public:
                     rec_off[t][s + 1] = (int64_t)rec_ids[t].size();
 #pragma omp barrier
                     events[t] += deliver(t, step, buf);
+                    fold_delayed_input(t, step);
                     if (has_plasticity_) {
 #pragma omp barrier
                         if (reward_update_due(step)) {
@@ -586,21 +587,26 @@ private:
         }
     }
 
-    void update_neurons(int t, int64_t step, int buf, int64_t s, int32_t* counts, std::vector<int32_t>& rec) {
-        const int64_t lo_t = bounds_[t], hi_t = bounds_[t + 1];
-        Real* __restrict v = v_.data();
+    // Delayed input due now (delivered at earlier steps into this step's slot) joins the channels,
+    // so it acts before the next update just as an undelayed spike of this step does. Only the
+    // owner thread touches a neuron's slot, so this needs no barrier.
+    void fold_delayed_input(int t, int64_t step) {
+        if (max_delay_ == 0) return;
+        const int64_t slot = step % ring_len_;
         Real* __restrict ge = ge_.data();
         Real* __restrict gi = gi_.data();
-        // input scheduled for this step by delayed projections
-        if (max_delay_ > 0) {
-            const int64_t slot = ((step - 1) % ring_len_ + ring_len_) % ring_len_;
-            Real* __restrict re = ring_exc_.data() + (size_t)slot * N_;
-            Real* __restrict ri = ring_inh_.data() + (size_t)slot * N_;
-            for (int64_t i = lo_t; i < hi_t; ++i) {
-                ge[i] += re[i]; re[i] = 0;
-                gi[i] += ri[i]; ri[i] = 0;
-            }
+        Real* __restrict re = ring_exc_.data() + (size_t)slot * N_;
+        Real* __restrict ri = ring_inh_.data() + (size_t)slot * N_;
+        for (int64_t i = bounds_[t]; i < bounds_[t + 1]; ++i) {
+            ge[i] += re[i]; re[i] = 0;
+            gi[i] += ri[i]; ri[i] = 0;
         }
+    }
+
+    void update_neurons(int t, int64_t step, int buf, int64_t s, int32_t* counts, std::vector<int32_t>& rec) {
+        const int64_t lo_t = bounds_[t], hi_t = bounds_[t + 1];
+        Real* __restrict ge = ge_.data();
+        Real* __restrict gi = gi_.data();
         for (const CurrentStep& c : currents_) {
             if (step != c.start_step && step != c.stop_step) continue;
             const Real delta = (Real)(step == c.start_step ? c.amplitude : -c.amplitude);
