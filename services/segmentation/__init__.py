@@ -1,0 +1,1 @@
+"""Segmentation of neurons in EM volumes."""
