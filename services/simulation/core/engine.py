@@ -33,6 +33,9 @@ from . import _engine
 from .network import MODEL_VARIABLES, NetworkSpec, expected_synapse_count
 
 ReportFn = Callable[..., None]
+#: Fewer neurons than this per thread do not pay for a barrier per step: a 4,000-neuron step takes
+#: a few microseconds, and on a busy machine a descheduled thread stalls every barrier.
+MIN_NEURONS_PER_THREAD = 8192
 #: Called after each chunk with (spike_steps, spike_ids, population_counts, traces, first_step).
 ChunkFn = Callable[["Chunk"], None]
 
@@ -122,7 +125,8 @@ class Simulation:
     spec : NetworkSpec
         The network; validated here.
     threads : int
-        OpenMP threads of the engine. Results do not depend on it.
+        OpenMP threads the engine may use; it uses at most one per ``MIN_NEURONS_PER_THREAD``
+        neurons (``self.threads`` says how many). Results do not depend on it.
     memory_limit_bytes : int, optional
         Refuse (``NetworkTooLarge``) networks whose estimate exceeds this; default 80% of the
         memory available now.
@@ -139,7 +143,7 @@ class Simulation:
         if estimate > limit:
             raise NetworkTooLarge(estimate, limit, breakdown)
         self.spec = spec
-        self.threads = threads
+        self.threads = threads = max(1, min(threads, spec.n_neurons // MIN_NEURONS_PER_THREAD))
         self.memory_estimate_bytes = estimate
         started = time.perf_counter()
         cls = _engine.EngineF32 if spec.dtype == "float32" else _engine.EngineF64

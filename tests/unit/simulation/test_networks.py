@@ -57,12 +57,14 @@ def test_one_to_one_and_all_to_all():
 
 
 def test_connectivity_and_spikes_do_not_depend_on_the_thread_count():
-    spec = vogels_abbott("coba", 2000)
+    spec = vogels_abbott("coba", 20_000)
     one, two = build(spec, 1), build(spec, 2)
+    assert (one.threads, two.threads) == (1, 2)
     for i in range(len(spec.projections)):
         for a, b in zip(one.connections(i), two.connections(i)):
             np.testing.assert_array_equal(a, b)
-    r1, r2 = simulate(spec, 200.0, threads=1), simulate(spec, 200.0, threads=2)
+    r1, r2 = simulate(spec, 60.0, threads=1), simulate(spec, 60.0, threads=2)
+    assert r1.spike_ids.size > 10_000
     np.testing.assert_array_equal(r1.spike_ids, r2.spike_ids)
     np.testing.assert_array_equal(r1.spike_times_ms, r2.spike_times_ms)
 
@@ -180,6 +182,10 @@ def test_bad_input_names_the_field(change, field):
     with pytest.raises(ValueError) as err:
         change(base).validate()
     assert str(err.value).startswith(field + " ")
+
+
+def test_small_networks_use_one_thread_whatever_is_asked():
+    assert build(vogels_abbott("cuba", 4000), threads=2).threads == 1
 
 
 def test_a_cancelled_run_stops_at_the_next_chunk():

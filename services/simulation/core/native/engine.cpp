@@ -84,6 +84,7 @@ struct Population {
     // Poisson generator
     double rate_per_step, mod_omega_per_step, mod_depth;
     int64_t start_step, stop_step;
+    bool has_current = false;  // some CurrentInput targets a neuron of it
 };
 
 template <typename Real>
@@ -217,6 +218,7 @@ public:
             has_plasticity_ = true;
         }
         int64_t n = (int64_t)pr.cols.size();
+        user_.push_back({(int)projs_.size(), tgt_start, tgt_size, n});
         projs_.push_back(std::move(pr));
         return n;
     }
@@ -266,26 +268,34 @@ public:
         return out;
     }
 
+    // Weights of user projection `index` (signed), in (source, target) order.
     py::array_t<double> get_weights(int index) {
-        Projection<Real>& pr = projs_.at(index);
-        py::array_t<double> out((py::ssize_t)pr.cols.size());
+        const UserProjection& up = user_.at(index);
+        const Projection<Real>& pr = projs_[up.group];
+        py::array_t<double> out((py::ssize_t)up.n_synapses);
         double* dst = out.mutable_data();
+        int64_t m = 0;
         for (size_t k = 0; k < pr.cols.size(); ++k)
-            dst[k] = pr.plastic != NONE ? (double)(pr.sign * pr.w[k]) : (double)pr.weight;
+            if (pr.cols[k] >= up.tgt_start && pr.cols[k] < up.tgt_start + up.tgt_size)
+                dst[m++] = pr.plastic != NONE ? (double)(pr.sign * pr.w[k]) : (double)pr.weight;
         return out;
     }
 
+    // (source index, target index) within their populations of user projection `index`.
     py::tuple get_connections(int index) {
-        Projection<Real>& pr = projs_.at(index);
-        py::array_t<int64_t> rows((py::ssize_t)pr.cols.size());
-        py::array_t<int32_t> cols((py::ssize_t)pr.cols.size());
+        const UserProjection& up = user_.at(index);
+        const Projection<Real>& pr = projs_[up.group];
+        py::array_t<int64_t> rows((py::ssize_t)up.n_synapses);
+        py::array_t<int32_t> cols((py::ssize_t)up.n_synapses);
         int64_t* r = rows.mutable_data();
         int32_t* c = cols.mutable_data();
+        int64_t m = 0;
         for (int64_t i = 0; i < pr.src_size; ++i)
-            for (int64_t k = pr.row_ptr[i]; k < pr.row_ptr[i + 1]; ++k) {
-                r[k] = i;
-                c[k] = (int32_t)(pr.cols[k] - pr.tgt_start);
-            }
+            for (int64_t k = pr.row_ptr[i]; k < pr.row_ptr[i + 1]; ++k)
+                if (pr.cols[k] >= up.tgt_start && pr.cols[k] < up.tgt_start + up.tgt_size) {
+                    r[m] = i;
+                    c[m++] = (int32_t)(pr.cols[k] - up.tgt_start);
+                }
         return py::make_tuple(rows, cols);
     }
 
@@ -301,6 +311,11 @@ public:
     // Prepare per-thread segments and delay buffers; called once, before the first run.
     void finalize() {
         if (finalized_) return;
+        merge_static_projections();
+        for (auto& pop : pops_)
+            for (const CurrentStep& c : currents_)
+                for (int32_t g : c.neurons)
+                    if (g >= pop.start && g < pop.start + pop.size) { pop.has_current = true; break; }
         ring_len_ = max_delay_ + 1;
         if (max_delay_ > 0) {
             ring_exc_.assign((size_t)ring_len_ * N_, Real(0));
@@ -421,7 +436,12 @@ private:
     std::vector<Real> v_, u_, ge_, gi_, iext_;
     std::vector<int32_t> ref_until_;
     std::vector<Population> pops_;
-    std::vector<Projection<Real>> projs_;
+    struct UserProjection {
+        int group;  // the delivery unit in projs_ that holds its synapses
+        int64_t tgt_start, tgt_size, n_synapses;
+    };
+    std::vector<Projection<Real>> projs_;  // delivery units (merged static projections after finalize)
+    std::vector<UserProjection> user_;
     std::vector<PoissonDrive> drives_;
     std::vector<CurrentStep> currents_;
     std::vector<std::pair<int64_t, double>> rewards_;
@@ -455,6 +475,56 @@ private:
             case G_INH: return gi_;
         }
         throw std::invalid_argument("unknown state variable");
+    }
+
+    // Static projections from the same source onto the same channel, with the same weight and
+    // delay and disjoint targets (exc->exc and exc->inh of an E/I network), are delivered as one:
+    // a spike then reads one contiguous row instead of one per projection. Rows stay sorted.
+    void merge_static_projections() {
+        std::vector<Projection<Real>> units;
+        std::vector<int> unit_of(projs_.size());
+        for (size_t p = 0; p < projs_.size(); ++p) {
+            Projection<Real>& pr = projs_[p];
+            int into = -1;
+            for (size_t u = 0; u < units.size() && pr.plastic == NONE; ++u) {
+                const Projection<Real>& g = units[u];
+                if (g.plastic == NONE && g.src_start == pr.src_start && g.src_size == pr.src_size &&
+                    g.channel == pr.channel && g.weight == pr.weight && g.delay_steps == pr.delay_steps &&
+                    (pr.tgt_start >= g.tgt_start + g.tgt_size || pr.tgt_start + pr.tgt_size <= g.tgt_start)) {
+                    into = (int)u;
+                    break;
+                }
+            }
+            if (into < 0) {
+                unit_of[p] = (int)units.size();
+                units.push_back(std::move(pr));
+                continue;
+            }
+            Projection<Real>& g = units[into];
+            const bool after = pr.tgt_start >= g.tgt_start + g.tgt_size;
+            std::vector<int64_t> row_ptr(g.src_size + 1, 0);
+            for (int64_t i = 0; i < g.src_size; ++i)
+                row_ptr[i + 1] = row_ptr[i] + (g.row_ptr[i + 1] - g.row_ptr[i]) + (pr.row_ptr[i + 1] - pr.row_ptr[i]);
+            std::vector<int32_t> cols(row_ptr.back());
+            for (int64_t i = 0; i < g.src_size; ++i) {
+                const Projection<Real>& first = after ? g : pr;
+                const Projection<Real>& second = after ? pr : g;
+                auto out = std::copy(first.cols.begin() + first.row_ptr[i], first.cols.begin() + first.row_ptr[i + 1],
+                                     cols.begin() + row_ptr[i]);
+                std::copy(second.cols.begin() + second.row_ptr[i], second.cols.begin() + second.row_ptr[i + 1], out);
+            }
+            const int64_t lo = std::min(g.tgt_start, pr.tgt_start);
+            const int64_t hi = std::max(g.tgt_start + g.tgt_size, pr.tgt_start + pr.tgt_size);
+            g.row_ptr.swap(row_ptr);
+            g.cols.swap(cols);
+            g.tgt_start = lo;
+            g.tgt_size = hi - lo;
+            std::vector<int32_t>().swap(pr.cols);
+            std::vector<int64_t>().swap(pr.row_ptr);
+            unit_of[p] = into;
+        }
+        for (auto& up : user_) up.group = unit_of[up.group];
+        projs_.swap(units);
     }
 
     // ---------------------------------------------------------------- connectivity
@@ -631,9 +701,19 @@ private:
             if (lo >= hi) continue;
             const int64_t n_before = n;
             switch (pop.model) {
-                case LIF_CUBA: n = step_lif_cuba(pop, lo, hi, step, out, n); break;
-                case LIF_COBA: n = step_lif_coba(pop, lo, hi, step, out, n); break;
-                case IZHIKEVICH: n = step_izhikevich(pop, lo, hi, out, n); break;
+                // populations without injected current skip reading it: one array less per step
+                case LIF_CUBA:
+                    n = pop.has_current ? step_lif_cuba<true>(pop, lo, hi, step, out, n)
+                                        : step_lif_cuba<false>(pop, lo, hi, step, out, n);
+                    break;
+                case LIF_COBA:
+                    n = pop.has_current ? step_lif_coba<true>(pop, lo, hi, step, out, n)
+                                        : step_lif_coba<false>(pop, lo, hi, step, out, n);
+                    break;
+                case IZHIKEVICH:
+                    n = pop.has_current ? step_izhikevich<true>(pop, lo, hi, out, n)
+                                        : step_izhikevich<false>(pop, lo, hi, out, n);
+                    break;
                 case POISSON: n = step_poisson(pop, pi, lo, hi, step, out, n); break;
             }
             counts[pi] += (int32_t)(n - n_before);
@@ -644,6 +724,7 @@ private:
         (void)s;
     }
 
+    template <bool CURRENT>
     int64_t step_lif_cuba(const Population& p, int64_t lo, int64_t hi, int64_t step, int32_t* out, int64_t n) {
         Real* __restrict v = v_.data();
         Real* __restrict ge = ge_.data();
@@ -655,7 +736,7 @@ private:
         const int32_t now = (int32_t)step;
 #pragma omp simd
         for (int64_t i = lo; i < hi; ++i) {
-            const Real target = rest + iext[i];
+            const Real target = rest + (CURRENT ? iext[i] : Real(0));
             const Real vn = target + (v[i] - target) * pv + ge[i] * pe + gi[i] * pin;
             v[i] = now >= ref[i] ? vn : v[i];
             ge[i] *= de;
@@ -664,6 +745,7 @@ private:
         return threshold(p, lo, hi, now, out, n);
     }
 
+    template <bool CURRENT>
     int64_t step_lif_coba(const Population& p, int64_t lo, int64_t hi, int64_t step, int32_t* out, int64_t n) {
         Real* __restrict v = v_.data();
         Real* __restrict ge = ge_.data();
@@ -678,7 +760,7 @@ private:
 #pragma omp simd
         for (int64_t i = lo; i < hi; ++i) {
             const Real vi = v[i];
-            const Real dv = k * (ge[i] * (ee - vi) + gi[i] * (ei - vi) - (vi - rest) + bias + iext[i]);
+            const Real dv = k * (ge[i] * (ee - vi) + gi[i] * (ei - vi) - (vi - rest) + bias + (CURRENT ? iext[i] : Real(0)));
             v[i] = now >= ref[i] ? vi + dv : vi;
             ge[i] *= de;
             gi[i] *= di;
@@ -713,6 +795,7 @@ private:
         ref_until_[i] = until;
     }
 
+    template <bool CURRENT>
     int64_t step_izhikevich(const Population& p, int64_t lo, int64_t hi, int32_t* out, int64_t n) {
         Real* __restrict v = v_.data();
         Real* __restrict u = u_.data();
@@ -724,7 +807,7 @@ private:
 #pragma omp simd
         for (int64_t i = lo; i < hi; ++i) {
             const Real vi = v[i], ui = u[i];
-            const Real current = ge[i] + gi[i] + bias + iext[i];
+            const Real current = ge[i] + gi[i] + bias + (CURRENT ? iext[i] : Real(0));
             v[i] = vi + dt * (Real(0.04) * vi * vi + Real(5) * vi + Real(140) - ui + current);
             u[i] = ui + dt * a * (b * vi - ui);
             ge[i] *= de;
