@@ -403,10 +403,14 @@ def test_dockerfile_runtime_stage_is_non_root_health_checked_and_drains():
     assert any(k == "COPY" and args.startswith("--from=") for k, args in runtime), \
         "the runtime stage should take the built environment from the builder"
 
-    # No compilers or package-manager installs in the image that runs.
+    # No compilers or pip installs in the image that runs; Debian packages only from a short list
+    # of runtime libraries (the OpenMP runtime of the simulation engine).
     runs = " ".join(args for k, args in runtime if k == "RUN")
-    for tool in ("apt-get install", "build-essential", "gcc", "pip install"):
+    for tool in ("build-essential", "gcc", "g++", "pip install"):
         assert tool not in runs, f"the runtime stage runs `{tool}`"
+    for installed in re.findall(r"apt-get install ((?:-\S+\s+)*)([^&]+)", runs):
+        packages = set(installed[1].replace("\\", " ").split())
+        assert packages <= {"libgomp1"}, f"the runtime stage installs {packages - {'libgomp1'}}"
 
 
 def test_dockerfile_takes_torch_from_the_cpu_index_at_the_project_pin():
