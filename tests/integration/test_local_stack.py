@@ -73,6 +73,14 @@ def test_up_analyse_restart_down(stack_env):
     r2, predictions = run_example(stack_env)
     assert set(r2) == {"vx", "vy", "pca"} and min(r2.values()) > 0.5, r2
 
+    # The simulation example: the thalamic stimulus raises layer 4's rate; its counts reduce.
+    run = subprocess.run([sys.executable, "examples/simulate_column.py", "--duration-ms", "400"], env=stack_env,
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    quiet, driven = map(float, re.search(r"^L4_exc\s+([0-9.]+)\s+([0-9.]+)$", run.stdout, re.M).groups())
+    assert driven > 1.1 * quiet > 0, run.stdout
+    assert re.search(r"PCA of the excitatory counts: explained variance ratio 0\.\d+", run.stdout), run.stdout
+
     # A second `up` while one runs is refused, not a second set of processes.
     again = neuromesh("up", "--port-offset", str(offset), env=stack_env)
     assert again.returncode == 1 and "already running" in again.stderr
