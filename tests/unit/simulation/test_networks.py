@@ -207,3 +207,18 @@ def test_initial_values_are_drawn_as_asked():
                        dtype="float64")
     v = Simulation(spec).state("v")
     assert v.mean() == pytest.approx(-55.0, abs=0.3) and v.std() == pytest.approx(5.0, rel=0.05)
+
+
+# ----------------------------------------------------------------------------- against Brian2
+#: Mean firing rates (Hz) Brian2 2.9.0 gives for its example networks at 4,000 neurons (mean of
+#: seeds 1 and 2, Cython target; C++ standalone gives the same spikes), measured on 2026-12-01 by
+#: `python bench/simulation_bench.py --sizes 4000 --rate-seeds 2` (bench/README.md). Not run here.
+BRIAN2_RATES_HZ = {"cuba": {"exc": 5.556, "inh": 5.639}, "coba": {"exc": 21.773, "inh": 21.656}}
+
+
+@pytest.mark.parametrize("kind", ["cuba", "coba"])
+def test_vogels_abbott_networks_fire_at_brian2s_rates(kind):
+    rates = [simulate(vogels_abbott(kind, 4000, seed=seed), 1000.0).population_rates_hz() for seed in (1, 2)]
+    for pop in ("exc", "inh"):
+        ours = np.mean([r[pop] for r in rates])
+        assert ours == pytest.approx(BRIAN2_RATES_HZ[kind][pop], rel=0.2), (kind, pop, ours)
