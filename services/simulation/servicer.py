@@ -59,7 +59,8 @@ from services.common.store import TARGET_CHUNK_BYTES, ArrayWriter, ArtifactStore
 from services.common.zarr_minio import translate_s3_errors
 
 from . import plots
-from .core.engine import Chunk, NetworkTooLarge, Simulation, available_memory_bytes, estimate_memory_bytes
+from .core.engine import Chunk, NetworkTooLarge, available_memory_bytes, estimate_memory_bytes
+from .core.torch_backend import make_simulation
 from .core.network import NetworkSpec, expected_synapse_count
 from .requests import RequestError, SimulationPlan, network_spec, simulation_plan
 
@@ -367,7 +368,8 @@ class SimulationServicer(StoreBackedServicer, simulation_pb2_grpc.SimulationServ
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="neuromesh-simulation-")))
             try:
                 try:
-                    sim = Simulation(spec, threads=self.threads, memory_limit_bytes=memory_limit, report=report)
+                    # the compiled CPU engine, or the torch backend on a GPU for large static networks
+                    sim = make_simulation(spec, threads=self.threads, memory_limit_bytes=memory_limit, report=report)
                 except NetworkTooLarge as exc:
                     raise _too_large(exc) from None
                 recorder = _Recorder(self.store, plan, prefix, tmp, stack)
