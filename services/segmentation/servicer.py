@@ -1,0 +1,520 @@
+"""gRPC adapter of the segmentation service: validate, open volumes lazily, run the blockwise core, store.
+
+Every RPC follows the steps of :class:`services.common.rpc.StoreBackedServicer`: check the plain
+fields (:mod:`.requests`), resolve the artifact refs (a ref may carry only a key), compute the
+content-addressed prefix of the outputs and return the stored result if a previous call made it,
+else open the inputs (:mod:`.volumes`: lazily, whatever their size), run the work in a worker
+thread holding a compute slot while its progress streams, and store the outputs.
+
+Volumes are never loaded whole: ``Segment`` reads and writes block by block (:mod:`.pipeline`),
+so only a block with its halo must fit in ``NEUROMESH_MAX_INPUT_BYTES``; ``TrainBoundaryModel``
+reads its training and validation regions, each of which must fit. Outputs of a ``Segment`` that
+a previous, interrupted call of the same request already finalized (affinities, fragments,
+labels) are taken from the store instead of being computed again.
+
+Errors: bad input is INVALID_ARGUMENT naming the field (a 2-D or 4-D volume, NaN intensities,
+labels of another shape, a halo larger than the block, a file that is not a checkpoint), a
+missing artifact or HDF5 dataset NOT_FOUND, a region larger than the service loads
+RESOURCE_EXHAUSTED. A block that keeps failing (three attempts) fails the call with a message
+naming the block and the status of its last error.
+
+Example
+-------
+Started by ``python -m services.segmentation``; from lab software::
+
+    stub = segmentation_pb2_grpc.SegmentationServiceStub(grpc.insecure_channel("127.0.0.1:50054"))
+    for event in stub.Segment(segmentation_pb2.SegmentRequest(
+            raw=segmentation_pb2.Volume(ref=raw_ref), classical=segmentation_pb2.ClassicalBoundaries(),
+            voxel_size_nm=[8, 8, 8], thresholds=[0.4, 0.6])):
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from prometheus_client import Gauge
+
+from neuromesh.common.v1.artifact_pb2 import ArtifactRef
+from neuromesh.segmentation.v1 import segmentation_pb2 as S
+from neuromesh.segmentation.v1 import segmentation_pb2_grpc
+from services.common.compute import ComputeLimiter
+from services.common.errors import (AlreadyExists, Cancelled, InvalidArgument, NeuroMeshError, NotFound,
+                                    ResourceExhausted)
+from services.common.metrics import _domain_metric, neuromesh_counter, neuromesh_histogram
+from services.common.progress import stream_progress
+from services.common.results import result_prefix
+from services.common.rpc import PNG, StoreBackedServicer
+from services.common.server import ServiceDefinition
+from services.common.settings import Settings
+from services.common.store import ARRAY_MEDIA_TYPE, ArtifactStore, choose_chunks
+
+from . import pipeline, plots
+from .core.blockwise import BlockFailedError, plan_blocks
+from .core.training import (Augmentation, checkpoint_info, load_checkpoint, normalize_intensity, save_checkpoint,
+                            train_boundary_model)
+from .core.unet import check_input_shape
+from .core.watershed import agglomerate
+from .requests import (RequestError, SegmentOptions, box_slices, check_finite, check_patch_fits, check_same_shape,
+                       check_volume, fit_block, segment_options, train_options, unet_config_message)
+from .volumes import Region, open_stored, open_volume
+
+logger = logging.getLogger(__name__)
+
+#: bump when an algorithm's output changes, so cached results are not reused across versions
+SERVICE_VERSION = "0.1.0"
+SERVICE_NAME = S.DESCRIPTOR.services_by_name["SegmentationService"].full_name
+CHECKPOINT_MEDIA_TYPE = "application/vnd.neuromesh.boundary-unet"
+JSON = "application/json"
+#: blocks of the Score RPC (shrunk to fit NEUROMESH_MAX_INPUT_BYTES)
+SCORE_BLOCK_SHAPE = (64, 512, 512)
+
+STAGES = ("predict", "watershed", "agglomerate")
+VOXELS = neuromesh_counter(
+    "segmentation_voxels", "Voxels processed by Segment, by stage: predict (boundaries predicted, by a model or "
+    "the classical map), watershed (fragments), agglomerate (labelled from the merge tree, once per threshold)",
+    labelnames=("stage",))
+BLOCK_SECONDS = neuromesh_histogram(
+    "segmentation_block_duration_seconds", "Time to process one block of a Segment stage, in seconds",
+    labelnames=("stage",), buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0))
+# services.common.metrics declares counters and histograms; its registry guard serves a gauge as well
+BLOCKS_IN_PROGRESS = _domain_metric(Gauge, "segmentation_blocks_in_progress",
+                                    "Blocks of Segment stages being processed now", ())
+for _stage in STAGES:  # every stage shows from the start, at 0
+    VOXELS.labels(stage=_stage)
+    BLOCK_SECONDS.labels(stage=_stage)
+
+
+def _observe(stage: str, voxels: int, seconds: float) -> None:
+    VOXELS.labels(stage=stage).inc(voxels)
+    BLOCK_SECONDS.labels(stage=stage).observe(seconds)
+
+
+def block_failure(exc: BlockFailedError) -> NeuroMeshError:
+    """The error a call fails with when a block failed every attempt: the block's, named.
+
+    The last error's status is kept (an unreachable store stays UNAVAILABLE, so callers retry),
+    a cancellation stays a cancellation, anything else is INTERNAL; the message names the block.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, Cancelled):
+        return cause
+    metadata = {"block": exc.block.index, "core": exc.block.describe(), "attempts": exc.attempts}
+    if isinstance(cause, NeuroMeshError):
+        return type(cause)(str(exc), reason="BLOCK_FAILED", field=cause.field, metadata={**cause.metadata, **metadata})
+    return NeuroMeshError(str(exc), reason="BLOCK_FAILED", metadata=metadata)
+
+
+def _scores_message(scores) -> S.SegmentationScores:
+    return S.SegmentationScores(voi_split=scores.voi_split, voi_merge=scores.voi_merge, voi=scores.voi,
+                                adapted_rand_error=scores.adapted_rand_error, rand_precision=scores.rand_precision,
+                                rand_recall=scores.rand_recall, cremi_score=scores.cremi_score,
+                                n_voxels=scores.n_voxels)
+
+
+def _table_json(table: dict[str, np.ndarray], *, threshold: float, voxel_size) -> dict[str, Any]:
+    columns = {name: values.tolist() for name, values in table.items()}
+    return {"threshold": threshold, "voxel_size_nm": list(voxel_size), "n_segments": len(columns["id"]),
+            "columns": columns}
+
+
+def _chunks(block_shape, shape, itemsize: int, channels: int = 0) -> tuple[int, ...]:
+    """Chunks inside one block (so a block's write touches its own chunks), at most 8 MiB."""
+    spatial = choose_chunks(tuple(min(b, s) for b, s in zip(block_shape, shape)), itemsize * max(channels, 1))
+    return ((channels,) if channels else ()) + spatial
+
+
+@dataclass
+class _Reporter:
+    """Maps a stage's own fraction to the call's overall fraction."""
+
+    progress: Callable[..., None]
+    bounds: dict[str, tuple[float, float]]
+
+    def __call__(self, stage: str, start: float = 0.0, end: float = 1.0) -> Callable[[float, str], None]:
+        """The reporter of ``stage``, or of the part [start, end) of it."""
+        lo, hi = self.bounds[stage]
+        lo, hi = lo + (hi - lo) * start, lo + (hi - lo) * end
+        return lambda fraction, message: self.progress(fraction_done=lo + (hi - lo) * fraction, stage=stage,
+                                                       message=message)
+
+    def meter(self, stage: str, n_blocks: int, metric_stage: str | None = None) -> pipeline.StageMeter:
+        return pipeline.StageMeter(metric_stage or stage, n_blocks, report=self(stage),
+                                   observe=_observe if (metric_stage or stage) in STAGES else None,
+                                   track=BLOCKS_IN_PROGRESS.track_inprogress)
+
+
+# ------------------------------------------------------------------------------------------------
+# the servicer
+
+
+class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.SegmentationServiceServicer):
+    """Segmentation RPCs over a shared :class:`ArtifactStore`."""
+
+    # --- refs and volumes
+
+    async def _resolve_any(self, ref: ArtifactRef, field: str) -> ArtifactRef:
+        """The stored ref (array or object); NOT_FOUND naming ``field`` when it does not exist."""
+        if not ref.key:
+            raise InvalidArgument(f"{field} is required: an artifact reference with a key", field=f"{field}.key")
+        try:
+            return await asyncio.to_thread(self.store.resolve, ref)
+        except NotFound as exc:
+            raise NotFound(f"{field}: {exc.message}", reason=exc.reason, field=field, metadata=exc.metadata) from None
+
+    async def _resolve_volume(self, volume: S.Volume, field: str) -> S.Volume:
+        resolved = S.Volume(dataset=volume.dataset)
+        resolved.ref.CopyFrom(await self._resolve_any(volume.ref, f"{field}.ref"))
+        return resolved
+
+    async def _open(self, volume: S.Volume, field: str, scratch: Path, stack: contextlib.ExitStack, *,
+                    labels: bool = False, like: Any = None) -> Region:
+        array = await asyncio.to_thread(open_volume, self.store, volume.ref, volume.dataset, field, scratch, stack,
+                                        max_bytes=self.max_input_bytes)
+        check_volume(array.shape, array.dtype, field, labels=labels)
+        if like is not None:
+            check_same_shape(array.shape, like.shape, field)
+        return Region(array)
+
+    async def _load_boundary_model(self, ref: ArtifactRef):
+        if ref.media_type == ARRAY_MEDIA_TYPE:
+            raise InvalidArgument(f"model s3://{ref.bucket}/{ref.key} is a Zarr array, not a checkpoint stored by "
+                                  f"TrainBoundaryModel", reason="WRONG_ARTIFACT_KIND", field="model")
+        if ref.size_bytes > self.max_input_bytes:
+            raise ResourceExhausted(f"model holds {ref.size_bytes} bytes, more than NEUROMESH_MAX_INPUT_BYTES="
+                                    f"{self.max_input_bytes}", field="model")
+        data = await asyncio.to_thread(self.store.get_bytes, ref)
+
+        def load():
+            return load_checkpoint(data, device="auto"), checkpoint_info(data)
+        try:
+            return await asyncio.to_thread(load)
+        except ValueError as exc:
+            raise InvalidArgument(f"model s3://{ref.bucket}/{ref.key} is not a boundary-model checkpoint: {exc}",
+                                  reason="NOT_A_MODEL", field="model") from None
+
+    async def _stream(self, work: Callable[..., Any], wrap: Callable[[Any], Any]):
+        """Run ``work`` holding a compute slot; yield ``wrap(progress)`` events, then ``(None, result)``."""
+        try:
+            async with self.limiter.slot():
+                async with contextlib.aclosing(stream_progress(work)) as events:
+                    async for event in events:
+                        if event.progress is not None:
+                            yield wrap(event.progress), None
+                        else:
+                            yield None, event.result
+        except BlockFailedError as exc:
+            raise block_failure(exc) from exc
+
+    # --- TrainBoundaryModel
+
+    async def TrainBoundaryModel(self, request, context):
+        options = train_options(request)
+        resolved = S.TrainBoundaryModelRequest()
+        resolved.CopyFrom(request)
+        resolved.raw.CopyFrom(await self._resolve_volume(request.raw, "raw"))
+        resolved.labels.CopyFrom(await self._resolve_volume(request.labels, "labels"))
+        prefix = result_prefix("segmentation", "TrainBoundaryModel", resolved, SERVICE_VERSION)
+        stored = await self.stored_result(prefix, S.TrainBoundaryModelResult)
+        if stored is not None:
+            yield S.TrainBoundaryModelResponse(result=stored)
+            return
+
+        with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="neuromesh-segmentation-") as tmp:
+            raw = await self._open(resolved.raw, "raw", Path(tmp), stack)
+            labels = await self._open(resolved.labels, "labels", Path(tmp), stack, labels=True, like=raw)
+            train_box = box_slices(request.train_region, raw.shape, "train_region")
+            val_box = (box_slices(request.validation_region, raw.shape, "validation_region")
+                       if request.HasField("validation_region") else None)
+            for name, box in (("train_region", train_box), ("validation_region", val_box)):
+                if box is None:
+                    continue
+                for volume_name, volume in (("raw", raw), ("labels", labels)):
+                    region = Region(volume, box)
+                    if region.nbytes > self.max_input_bytes:
+                        raise ResourceExhausted(
+                            f"{name} of {volume_name} holds {region.nbytes} bytes ({region.shape} {region.dtype}); "
+                            f"training reads it into memory and this service loads at most "
+                            f"NEUROMESH_MAX_INPUT_BYTES={self.max_input_bytes}: choose a smaller {name}", field=name)
+                if options.patch_shape is not None:
+                    check_patch_fits(options.patch_shape, box, name)
+
+            def work(progress):
+                return self._train(progress, options, raw, labels, train_box, val_box, prefix, resolved)
+
+            outcome = None
+            async with contextlib.aclosing(self._stream(work, lambda p: S.TrainBoundaryModelResponse(progress=p))) \
+                    as events:
+                async for event, result in events:
+                    if event is not None:
+                        yield event
+                    else:
+                        outcome = result
+        yield S.TrainBoundaryModelResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
+
+    def _train(self, progress, options, raw: Region, labels: Region, train_box, val_box, prefix: str,
+               resolved: S.TrainBoundaryModelRequest) -> S.TrainBoundaryModelResult:
+        """Read the regions, train (checkpoints stored as they come), store the model: the result."""
+        progress(fraction_done=0.0, stage="load", message="reading the training region")
+
+        def read(box):
+            raw_part = Region(raw, box)[...]
+            check_finite(raw_part, "raw", "the region read")
+            try:
+                raw_part = normalize_intensity(raw_part)
+            except ValueError as exc:
+                raise RequestError(str(exc), field="raw", reason="INVALID_INTENSITIES") from None
+            labels_part = Region(labels, box)[...]
+            if not labels_part.any():
+                raise RequestError("labels hold no labelled voxel in the region (all 0 = unlabelled)", field="labels")
+            return raw_part, labels_part
+
+        train_raw, train_labels = read(train_box)
+        validation = read(val_box) if val_box is not None else None
+        iterations = options.iterations
+        checkpoints: list[S.Checkpoint] = []
+
+        def train_report(fraction_done, stage="train", message=""):
+            progress(fraction_done=0.02 + 0.92 * fraction_done, stage=stage, message=message)
+
+        def store_checkpoint(data: bytes) -> None:
+            info = checkpoint_info(data)
+            digest = hashlib.sha256(data).hexdigest()[:12]
+            # the digest in the key: a rerun after an interruption (other threads, a GPU) never conflicts
+            key = f"{prefix}/checkpoints/iteration-{info['iteration']:07d}-{digest}.pt"
+            ref = self.store.put_bytes(key, data, media_type=CHECKPOINT_MEDIA_TYPE, if_exists="return_existing")
+            checkpoints.append(S.Checkpoint(iteration=info["iteration"], loss=info["loss"], ref=ref))
+            train_report(info["iteration"] / iterations, stage="checkpoint",
+                         message=f"checkpoint at iteration {info['iteration']} stored: s3://{ref.bucket}/{ref.key}")
+
+        model, history = train_boundary_model(
+            train_raw, train_labels, config=options.config, iterations=iterations, batch_size=options.batch_size,
+            patch_shape=options.patch_shape, learning_rate=options.learning_rate, seed=options.seed, device="auto",
+            report=train_report, checkpoint_every=options.checkpoint_every, checkpoint_fn=store_checkpoint,
+            validation=validation, augmentation=None if options.augment else Augmentation.none())
+        progress(fraction_done=0.95, stage="store", message="storing the model")
+        losses = np.asarray(history["loss"], dtype=np.float64)
+        best = int(history["best_iteration"])
+        patch = [int(p) for p in history["patch_shape"]]
+        metadata = {"patch_shape": patch, "iterations": iterations, "best_iteration": best,
+                    "batch_size": options.batch_size, "learning_rate": options.learning_rate, "seed": options.seed,
+                    "raw_sha256": resolved.raw.ref.sha256, "labels_sha256": resolved.labels.ref.sha256,
+                    "train_region": [[s.start, s.stop] for s in train_box], "service_version": SERVICE_VERSION}
+        data = save_checkpoint(model, iteration=best, loss=float(losses[best - 1]), metadata=metadata)
+        model_ref = self.store.put_bytes(f"{prefix}/model-{hashlib.sha256(data).hexdigest()[:12]}.pt", data,
+                                         media_type=CHECKPOINT_MEDIA_TYPE, if_exists="return_existing")
+        tail = max(1, iterations // 10)
+        result = S.TrainBoundaryModelResult(
+            model=model_ref, checkpoints=checkpoints, best_iteration=best, final_loss=float(losses[-tail:].mean()),
+            validation_iterations=history["validation_iteration"].tolist(),
+            validation_losses=np.asarray(history["validation_loss"], dtype=float).tolist(), patch_shape=patch,
+            network=unet_config_message(model.config), device=str(history["device"]))
+        result.loss_curve.CopyFrom(self.store.put_array(f"{prefix}/loss_curve", losses, if_exists="return_existing"))
+        figure = plots.loss_figure(losses, history["validation_iteration"], history["validation_loss"],
+                                   title=f"boundary U-Net, {iterations} iterations (weights of iteration {best})")
+        result.figure.CopyFrom(self.store.put_bytes(f"{prefix}/figure.png", figure, media_type=PNG,
+                                                    if_exists="return_existing"))
+        return result
+
+    # --- Segment
+
+    async def Segment(self, request, context):
+        options = segment_options(request)
+        source = request.WhichOneof("boundary_source")
+        if source is None:
+            raise InvalidArgument("a boundary source is required: model (a checkpoint from TrainBoundaryModel) or "
+                                  "classical", field="boundary_source")
+        resolved = S.SegmentRequest()
+        resolved.CopyFrom(request)
+        resolved.raw.CopyFrom(await self._resolve_volume(request.raw, "raw"))
+        if source == "model":
+            resolved.model.CopyFrom(await self._resolve_any(request.model, "model"))
+        with_truth = request.HasField("ground_truth")
+        if with_truth:
+            resolved.ground_truth.CopyFrom(await self._resolve_volume(request.ground_truth, "ground_truth"))
+        prefix = result_prefix("segmentation", "Segment", resolved, SERVICE_VERSION)
+        stored = await self.stored_result(prefix, S.SegmentResult)
+        if stored is not None:
+            yield S.SegmentResponse(result=stored)
+            return
+        model, info = await self._load_boundary_model(resolved.model) if source == "model" else (None, None)
+        if model is not None and options.patch_shape is not None:
+            try:
+                check_input_shape(options.patch_shape, config=model.config, name="patch_shape")
+            except ValueError as exc:
+                raise RequestError(f"{exc} (the model's U-Net)", field="patch_shape") from None
+
+        with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="neuromesh-segmentation-") as tmp:
+            raw = await self._open(resolved.raw, "raw", Path(tmp), stack)
+            truth = (await self._open(resolved.ground_truth, "ground_truth", Path(tmp), stack, labels=True, like=raw)
+                     if with_truth else None)
+            channels = model.config.out_channels if model is not None else 1
+            halo_block = tuple(min(b + 2 * h, s) for b, h, s in zip(options.block_shape, options.halo, raw.shape))
+            block_bytes = math.prod(halo_block) * max(raw.dtype.itemsize, 4) * channels
+            if block_bytes > self.max_input_bytes:
+                raise ResourceExhausted(f"a block with its halo, {halo_block}, reads {block_bytes} bytes at once, more "
+                                        f"than NEUROMESH_MAX_INPUT_BYTES={self.max_input_bytes}: choose a smaller "
+                                        f"block_shape", field="block_shape")
+            patch = options.patch_shape or pipeline.checkpoint_patch_shape((info or {}).get("metadata", {}))
+
+            def work(progress):
+                return self._segment(progress, options, raw, truth, model, patch, prefix)
+
+            outcome = None
+            async with contextlib.aclosing(self._stream(work, lambda p: S.SegmentResponse(progress=p))) as events:
+                async for event, result in events:
+                    if event is not None:
+                        yield event
+                    else:
+                        outcome = result
+        yield S.SegmentResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
+
+    def _array(self, key: str, shape, dtype, chunks, fill: Callable[[Any], Any]) -> tuple[ArtifactRef, Any]:
+        """The array at ``key``: written by ``fill(writer)`` (whose result is returned too), or, when a
+        previous call of this request finalized it, the stored one (and None)."""
+        shape = tuple(int(s) for s in shape)
+        if self.store.exists(key):
+            ref = self.store.stat(key)     # FailedPrecondition for an array whose writer died mid-way
+            if tuple(ref.shape) == shape and np.dtype(ref.dtype) == np.dtype(dtype):
+                logger.info("reusing stored %s", key)
+                return ref, None
+            raise AlreadyExists(f"s3://{ref.bucket}/{key} holds {ref.dtype} {list(ref.shape)}, not the "
+                                f"{np.dtype(dtype)} {list(shape)} this call writes", metadata={"key": key})
+        with self.store.create_array(key, shape, dtype, chunks=chunks) as writer:
+            filled = fill(writer)
+            return writer.finalize(), filled
+
+    def _segment(self, progress, options: SegmentOptions, raw: Region, truth: Region | None, model, patch,
+                 prefix: str) -> S.SegmentResult:
+        """Boundaries, fragments, graph, merge tree, one labelled volume per threshold, tables, figure."""
+        shape = raw.shape
+        blocks = plan_blocks(shape, options.block_shape, options.halo)
+        n_thresholds = len(options.thresholds)
+        weights = {"load": 0.02, "predict": 4.0 if model is not None else 1.0, "watershed": 2.0, "graph": 1.0,
+                   "agglomerate": 1.5 * n_thresholds, "figure": 0.2}
+        report = _Reporter(progress, pipeline.stage_bounds(weights))
+        report("load")(0.0, f"{len(blocks)} blocks of {options.block_shape} with halo {options.halo} over {shape}")
+        result = S.SegmentResult(block_shape=options.block_shape, halo=options.halo, n_blocks=len(blocks))
+
+        # 1. boundaries: affinities (3, z, y, x) of an affinity model, else a boundary map (z, y, x)
+        if model is not None and model.config.target == "affinities":
+            name, values_shape, channels = "affinities", (3,) + shape, 3
+        else:
+            name, values_shape, channels = "boundaries", shape, 0
+        if model is not None:
+            result.device = str(next(model.parameters()).device)
+
+            def fill_values(writer):
+                pipeline.predict_boundaries(model, raw, writer, blocks, patch_shape=patch,
+                                            meter=report.meter("predict", len(blocks)))
+        else:
+            sigma = options.classical_sigma_voxels()
+            smoothing = pipeline.smoothing_blocks(shape, options.block_shape, sigma)
+
+            def fill_values(writer):
+                pipeline.classical_boundaries(raw, writer, smoothing, sigma_voxels=sigma,
+                                              bright_membranes=options.bright_membranes,
+                                              meter=report.meter("predict", len(smoothing)))
+        values_ref, _ = self._array(f"{prefix}/{name}", values_shape, "float32",
+                                    _chunks(options.block_shape, shape, 4, channels), fill_values)
+        getattr(result, name).CopyFrom(values_ref)
+        values = open_stored(self.store, values_ref)
+
+        # 2. fragments
+        def fill_fragments(writer):
+            return pipeline.watershed_fragments(
+                values, writer, blocks, boundary_threshold=options.boundary_threshold,
+                min_seed_distance=options.min_seed_distance, per_section=options.per_section,
+                voxel_size=options.voxel_size, affinity_reduction=options.affinity_reduction,
+                meter=report.meter("watershed", len(blocks)))
+        fragments_ref, ids = self._array(f"{prefix}/fragments", shape, "uint64",
+                                         _chunks(options.block_shape, shape, 8), fill_fragments)
+        fragments = open_stored(self.store, fragments_ref)
+        sizes, counted = None, ids is None or options.min_segment_size > 1
+        if counted:       # fragment ids (of stored fragments) and sizes (for min_segment_size)
+            ids, sizes = pipeline.fragment_sizes(fragments, blocks, report=report("graph", 0.0, 0.3))
+        result.fragments.CopyFrom(fragments_ref)
+        result.n_fragments = int(ids.size)
+
+        # 3. the global graph and its merge tree
+        graph = pipeline.fragment_graph(fragments, values, blocks, report=report("graph", 0.3 if counted else 0.0))
+        tree = agglomerate(None, graph, fragment_ids=ids)
+
+        # 4. one cut per threshold
+        shown: dict[str, list[np.ndarray]] = {}
+        z_shown = pipeline.section_indices(shape[0])
+        for i, threshold in enumerate(options.thresholds):
+            segment_ids = tree.segment_of(threshold)
+            if options.min_segment_size > 1:
+                segment_ids = pipeline.merge_small_segments(segment_ids, sizes, graph, ids, options.min_segment_size)
+            lo, hi = report.bounds["agglomerate"]
+            part = (hi - lo) / n_thresholds
+            meter = pipeline.StageMeter(
+                "agglomerate", len(blocks), observe=_observe, track=BLOCKS_IN_PROGRESS.track_inprogress,
+                report=lambda f, m, i=i: progress(fraction_done=lo + part * (i + f), stage="agglomerate",
+                                                  message=f"threshold {options.thresholds[i]}: {m}"))
+
+            def fill_labels(writer, segment_ids=segment_ids, meter=meter):
+                return pipeline.write_segmentation(fragments, tree, segment_ids, blocks, writer, ground_truth=truth,
+                                                   voxel_size=options.voxel_size, meter=meter)
+            labels_ref, tables = self._array(f"{prefix}/labels-{i}", shape, "uint64",
+                                             _chunks(options.block_shape, shape, 8), fill_labels)
+            if tables is None:                          # stored by an earlier call: tabulate it again
+                tables = fill_labels(None)
+            table, contingency = tables
+            entry = S.ThresholdSegmentation(threshold=threshold, labels=labels_ref, n_segments=len(table["id"]))
+            entry.segment_table.CopyFrom(self.store.put_json(
+                f"{prefix}/segments-{i}.json", _table_json(table, threshold=threshold, voxel_size=options.voxel_size),
+                if_exists="return_existing"))
+            if contingency is not None:
+                entry.scores.CopyFrom(_scores_message(pipeline.scores_from_contingency(*contingency)))
+            result.segmentations.append(entry)
+            if len(shown) < 3:
+                reader = open_stored(self.store, labels_ref)
+                shown[f"threshold {threshold:g}"] = [np.asarray(reader[z]) for z in z_shown]
+
+        # 5. the figure
+        report("figure")(0.0, "drawing sections")
+        figure = plots.sections_figure([normalize_intensity(raw[z]) for z in z_shown],
+                                       [pipeline.boundary_section(values, z) for z in z_shown], shown, z=z_shown,
+                                       title=f"{'model' if model is not None else 'classical'} boundaries, "
+                                             f"{int(ids.size)} fragments")
+        result.figure.CopyFrom(self.store.put_bytes(f"{prefix}/figure.png", figure, media_type=PNG,
+                                                    if_exists="return_existing"))
+        progress(fraction_done=1.0, stage="store", message="stored")
+        return result
+
+    # --- Score
+
+    async def Score(self, request, context):
+        segmentation_volume = await self._resolve_volume(request.segmentation, "segmentation")
+        truth_volume = await self._resolve_volume(request.ground_truth, "ground_truth")
+        with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="neuromesh-segmentation-") as tmp:
+            segmentation = await self._open(segmentation_volume, "segmentation", Path(tmp), stack, labels=True)
+            truth = await self._open(truth_volume, "ground_truth", Path(tmp), stack, labels=True, like=segmentation)
+            block = fit_block(SCORE_BLOCK_SHAPE, segmentation.shape,
+                              segmentation.dtype.itemsize + truth.dtype.itemsize, self.max_input_bytes)
+            blocks = plan_blocks(segmentation.shape, block)
+            try:
+                scores = await self.compute(pipeline.score_volumes, segmentation, truth, blocks)
+            except BlockFailedError as exc:
+                raise block_failure(exc) from exc
+        return S.ScoreResponse(scores=_scores_message(scores))
+
+
+def build_service(settings: Settings) -> ServiceDefinition:
+    store = ArtifactStore.from_settings(settings)
+    limiter = ComputeLimiter(threads=settings.compute_threads, apply=True)
+    servicer = SegmentationServicer(store, limiter=limiter, max_input_bytes=settings.max_input_bytes)
+    return ServiceDefinition(name="segmentation", servicer=servicer,
+                             add_to_server=segmentation_pb2_grpc.add_SegmentationServiceServicer_to_server,
+                             service_full_name=SERVICE_NAME)

@@ -1,0 +1,365 @@
+"""The segmentation service through a real service process, a real S3 server and gRPC.
+
+Synthetic EM volumes with known neurons (the core's ``synthetic_em_volume``) are uploaded in the
+formats labs have: a Zarr array, a .npy file, a TIFF stack, an HDF5 dataset. A tiny U-Net is
+trained through the server (progress streamed, checkpoints stored), a held-out volume is
+segmented with it block by block (8 blocks) and scored against its ground truth, and the
+classical mode segments without any training. The service runs with
+``NEUROMESH_MAX_INPUT_BYTES`` at 800 kB, below the 1 MiB of one uint64 label volume: every volume
+is read and written block by block, and a training region larger than that is refused. Every
+stored output is checked against the core run here on the same arrays.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import urllib.request
+
+import grpc
+import h5py
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from grpc_status import rpc_status
+
+from neuromesh.common.v1.artifact_pb2 import ArtifactRef
+from neuromesh.segmentation.v1 import segmentation_pb2, segmentation_pb2_grpc
+from neuromesh.stack.health import grpc_health_status
+from runtime_support.processes import ServiceProcess
+from services.common.errors import error_detail_from_status
+from services.common.settings import Settings
+from services.common.store import ArtifactStore
+from services.common.zarr_minio import MinioZarrStore
+from services.segmentation import SERVICE
+from services.segmentation.core import segment_table, segmentation_scores, synthetic_em_volume
+from services.segmentation.core.training import load_checkpoint
+
+pytestmark = pytest.mark.integration
+
+S = segmentation_pb2
+MAX_INPUT_BYTES = 800_000     # a (32, 64, 64) uint64 volume is 1048576 bytes; its 24 first sections fit
+SHAPE = (32, 64, 64)
+BLOCKS = dict(block_shape=[16, 32, 32], halo=[4, 8, 8])     # 2 x 2 x 2 = 8 blocks
+
+
+@pytest.fixture(scope="module")
+def service(s3_server, module_bucket, tmp_path_factory):
+    process = ServiceProcess(SERVICE, s3_server, module_bucket,
+                             tmp_path_factory.mktemp("segmentation") / "service.log",
+                             max_input_bytes=str(MAX_INPUT_BYTES), compute_threads="1")
+    yield process.start()
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(service):
+    with grpc.insecure_channel(service.address) as channel:
+        yield segmentation_pb2_grpc.SegmentationServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def store(s3_server, module_bucket) -> ArtifactStore:
+    return ArtifactStore.from_settings(Settings(s3_endpoint=s3_server.endpoint, s3_access_key=s3_server.access_key,
+                                                s3_secret_key=s3_server.secret_key, bucket=module_bucket))
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def volumes(store, tmp_path_factory):
+    """A training volume (raw as Zarr, labels as .npy) and a held-out one (raw as TIFF, truth as HDF5)."""
+    raw, labels = synthetic_em_volume(SHAPE, n_neurites=10, seed=1)
+    test_raw, test_truth = synthetic_em_volume(SHAPE, n_neurites=10, seed=2)
+    folder = tmp_path_factory.mktemp("volumes")
+    tifffile.imwrite(folder / "test.tif", test_raw, compression="zlib")   # read one page (z section) at a time
+    with h5py.File(folder / "test.h5", "w") as f:
+        f.create_dataset("volumes/labels/neuron_ids", data=test_truth, chunks=(8, 32, 32), compression="gzip")
+    return {
+        "raw": raw, "labels": labels, "test_raw": test_raw, "test_truth": test_truth,
+        "raw_ref": store.put_array("inputs/train/raw", raw, chunks=(8, 32, 32)),
+        "labels_ref": store.put_bytes("inputs/train/labels.npy", npy_bytes(labels)),
+        "test_raw_ref": store.put_file("inputs/test/raw.tif", folder / "test.tif", media_type="image/tiff"),
+        "test_truth_ref": store.put_file("inputs/test/truth.h5", folder / "test.h5", media_type="application/x-hdf5"),
+    }
+
+
+def volume(ref, dataset: str = "") -> S.Volume:
+    return S.Volume(ref=ArtifactRef(key=ref.key), dataset=dataset)
+
+
+def stream(call) -> tuple[list, object]:
+    events = list(call)
+    assert events[-1].HasField("result")
+    return [e.progress for e in events[:-1]], events[-1].result
+
+
+def status_of(err: grpc.RpcError):
+    status = rpc_status.from_call(err)
+    return err.code(), err.details(), error_detail_from_status(status) if status else None
+
+
+def metric_values(service, name: str) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=5).read().decode()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(rf'^{name}\{{stage="(\w+)"\}} (\S+)$', text, re.M)}
+
+
+def open_zarr(store: ArtifactStore, ref):
+    return zarr.open_array(MinioZarrStore(store.client, store.bucket, ref.key, read_only=True), mode="r",
+                           zarr_format=3)
+
+
+def truth_ref(volumes) -> S.Volume:
+    return volume(volumes["test_truth_ref"], "volumes/labels/neuron_ids")
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+TRAIN = dict(network=S.UNetConfig(levels=2, base_channels=4), iterations=100, batch_size=1, patch_shape=[8, 32, 32],
+             learning_rate=0.01, seed=0, checkpoint_every=50,
+             train_region=S.Box(z_stop=24), validation_region=S.Box(z_start=24, y_stop=32, x_stop=32))
+
+
+@pytest.fixture(scope="module")
+def trained(stub, volumes):
+    request = S.TrainBoundaryModelRequest(raw=volume(volumes["raw_ref"]), labels=volume(volumes["labels_ref"]),
+                                          **TRAIN)
+    started = time.monotonic()
+    progress, result = stream(stub.TrainBoundaryModel(request, timeout=300))
+    return request, progress, result, time.monotonic() - started
+
+
+def test_train_streams_progress_and_stores_checkpoints(trained, store):
+    request, progress, result, _ = trained
+    stages = [p.stage for p in progress]
+    assert {"load", "train", "checkpoint", "store"} <= set(stages)
+    fractions = [p.fraction_done for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] >= 0.95
+    assert [c.iteration for c in result.checkpoints] == [50, 100]
+    for checkpoint in result.checkpoints:
+        stored = store.get_bytes(checkpoint.ref)
+        assert load_checkpoint(stored).config.levels == 2
+    model = load_checkpoint(store.get_bytes(result.model))
+    assert (model.config.levels, model.config.base_channels, model.config.target) == (2, 4, "affinities")
+    assert list(result.patch_shape) == [8, 32, 32] and result.device == "cpu"
+    assert len(result.validation_losses) == 20 and 1 <= result.best_iteration <= 100
+    loss = store.get_array(result.loss_curve)
+    assert loss.shape == (100,) and loss[-20:].mean() < loss[:20].mean()      # it learns
+    assert store.get_bytes(result.figure)[:4] == b"\x89PNG"
+    assert store.get_json(result.report)["result"]["bestIteration"] == result.best_iteration
+
+
+def test_train_again_returns_the_stored_model(trained, stub):
+    request, _, result, took = trained
+    started = time.monotonic()
+    progress, again = stream(stub.TrainBoundaryModel(request, timeout=60))
+    assert not progress and again.model.key == result.model.key
+    assert time.monotonic() - started < took
+
+
+# --- segmentation -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def segmented(stub, trained, volumes, service):
+    before = metric_values(service, "neuromesh_segmentation_voxels_total")
+    request = S.SegmentRequest(raw=volume(volumes["test_raw_ref"]), model=trained[2].model, voxel_size_nm=[8, 8, 8],
+                               thresholds=[0.3, 0.5], min_segment_size=20, ground_truth=truth_ref(volumes),
+                               watershed=S.WatershedOptions(affinity_reduction=S.AFFINITY_REDUCTION_MEAN), **BLOCKS)
+    progress, result = stream(stub.Segment(request, timeout=300))
+    return request, progress, result, before
+
+
+def test_segment_with_the_trained_model_blockwise_and_scored(segmented, store, volumes):
+    _, progress, result, _ = segmented
+    assert {"predict", "watershed", "graph", "agglomerate", "figure"} <= {p.stage for p in progress}
+    fractions = [p.fraction_done for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert result.n_blocks == 8 and list(result.block_shape) == [16, 32, 32]
+    affinities = store.open_array(result.affinities)
+    assert affinities.shape == (3, *SHAPE) and affinities.dtype == np.float32
+    assert not result.HasField("boundaries") and result.n_fragments > 0
+    truth = volumes["test_truth"]
+    assert [s.threshold for s in result.segmentations] == [0.3, 0.5]
+    for entry in result.segmentations:
+        labels = open_zarr(store, entry.labels)                 # a plain zarr reader opens it
+        assert labels.dtype == np.uint64 and labels.shape == SHAPE
+        assert labels.chunks[0] <= 16                           # chunked, written block by block
+        labels = labels[...]
+        assert entry.n_segments == len(np.unique(labels[labels > 0]))
+        sizes = np.bincount(labels.ravel().astype(np.int64))[1:]
+        assert sizes.min() >= 20                                # min_segment_size merged the rest
+        # the scores are the core's, on the whole volumes
+        expected = segmentation_scores(labels, truth)
+        assert entry.scores.voi_split == pytest.approx(expected.voi_split)
+        assert entry.scores.voi_merge == pytest.approx(expected.voi_merge)
+        assert entry.scores.adapted_rand_error == pytest.approx(expected.adapted_rand_error)
+        assert entry.scores.cremi_score == pytest.approx(expected.cremi_score)
+        assert entry.scores.n_voxels == int((truth > 0).sum())
+        # the segment table is that of the labels
+        table = store.get_json(entry.segment_table)
+        reference = segment_table(labels, voxel_size=(8.0, 8.0, 8.0))
+        for column, values in reference.items():
+            np.testing.assert_allclose(table["columns"][column], values, err_msg=column)
+    # a trained model segments: better than one segment for everything (CREMI ~1.6 here)
+    assert min(e.scores.cremi_score for e in result.segmentations) < 0.8
+    assert store.get_bytes(result.figure)[:4] == b"\x89PNG"
+    fragments = store.get_array(result.fragments)
+    assert fragments.dtype == np.uint64 and len(np.unique(fragments[fragments > 0])) == result.n_fragments
+
+
+def test_segment_counts_voxels_per_stage(segmented, service):
+    *_, before = segmented
+    after = metric_values(service, "neuromesh_segmentation_voxels_total")
+    n = np.prod(SHAPE)
+    assert after["predict"] - before.get("predict", 0) == n
+    assert after["watershed"] - before.get("watershed", 0) == n
+    assert after["agglomerate"] - before.get("agglomerate", 0) == 2 * n     # two thresholds
+    text = urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=5).read().decode()
+    assert re.search(r'^neuromesh_segmentation_block_duration_seconds_count\{stage="predict"\} ([1-9]\d*)', text, re.M)
+    assert re.search(r"^neuromesh_segmentation_blocks_in_progress 0\.0$", text, re.M)
+
+
+def test_segment_again_returns_the_stored_result(segmented, stub):
+    request, _, result, _ = segmented
+    progress, again = stream(stub.Segment(request, timeout=60))
+    assert not progress
+    assert [s.labels.sha256 for s in again.segmentations] == [s.labels.sha256 for s in result.segmentations]
+
+
+def test_classical_mode_needs_no_training(stub, store, volumes):
+    progress, result = stream(stub.Segment(S.SegmentRequest(
+        raw=volume(volumes["test_raw_ref"]), classical=S.ClassicalBoundaries(), thresholds=[0.5],
+        ground_truth=truth_ref(volumes), **BLOCKS), timeout=120))
+    assert result.device == "" and not result.HasField("affinities")
+    boundaries = store.get_array(result.boundaries)
+    assert boundaries.shape == SHAPE and 0 <= boundaries.min() and boundaries.max() <= 1
+    # membranes are dark: the classical map is high where the truth changes label
+    truth = volumes["test_truth"]
+    edge = np.zeros(SHAPE, bool)
+    edge[:, :, 1:] |= truth[:, :, 1:] != truth[:, :, :-1]
+    assert boundaries[edge].mean() > boundaries[~edge].mean() + 0.1
+    (entry,) = result.segmentations
+    labels = store.get_array(entry.labels)
+    assert entry.scores.cremi_score == pytest.approx(segmentation_scores(labels, truth).cremi_score)
+    assert entry.scores.cremi_score < 0.6
+
+
+def test_score_two_label_volumes(stub, store, volumes):
+    truth = volumes["test_truth"]
+    merged = (truth > 0).astype(np.uint32)                      # every neuron in one segment
+    seg = store.put_array("inputs/score/merged", merged)
+    response = stub.Score(S.ScoreRequest(segmentation=volume(seg), ground_truth=truth_ref(volumes)), timeout=60)
+    expected = segmentation_scores(merged, truth)
+    assert response.scores.voi_split == pytest.approx(expected.voi_split, abs=1e-12)
+    assert response.scores.voi_merge == pytest.approx(expected.voi_merge)
+    assert response.scores.cremi_score == pytest.approx(expected.cremi_score)
+
+
+def events_until_error(call) -> tuple[list, grpc.RpcError]:
+    events = []
+    with pytest.raises(grpc.RpcError) as info:
+        for event in call:
+            events.append(event.progress)
+    return events, info.value
+
+
+def test_a_failed_call_again_reuses_what_it_had_finalized(stub, store, volumes):
+    """Boundaries and fragments are finalized before the labels fail on bad ground truth; the
+    same request again takes them from the store (never ALREADY_EXISTS) and fails the same way."""
+    bad_truth = volumes["test_truth"].astype(np.int32)
+    bad_truth[30, 60, 60] = -1                                  # in the last block
+    request = S.SegmentRequest(raw=volume(volumes["test_raw_ref"]), classical=S.ClassicalBoundaries(sigma_nm=2.0),
+                               ground_truth=volume(store.put_array("inputs/bad/negative-truth", bad_truth)),
+                               **BLOCKS)
+    first, error = events_until_error(stub.Segment(request, timeout=60))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "negative" in error.details()
+    assert {"predict", "watershed"} <= {p.stage for p in first}
+    again, error = events_until_error(stub.Segment(request, timeout=60))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and status_of(error)[2].field == "ground_truth"
+    assert not {"predict", "watershed"} & {p.stage for p in again}
+
+
+# --- bad input, and the server keeps serving -------------------------------------------------------
+
+
+def expect_error(call, code, field):
+    with pytest.raises(grpc.RpcError) as info:
+        result = call()
+        if not isinstance(result, S.ScoreResponse):
+            list(result)
+    got, message, detail = status_of(info.value)
+    assert got == code, message
+    assert detail is not None and detail.field == field, (detail, message)
+    return message
+
+
+def test_bad_inputs_name_the_field(stub, store, volumes, service):
+    flat = store.put_array("inputs/bad/flat", np.zeros((64, 64), np.float32))
+    four = store.put_array("inputs/bad/four", np.zeros((2, 8, 16, 16), np.float32))
+    nan = volumes["test_raw"].copy()
+    nan[20, 40, 40] = np.nan
+    nan_ref = store.put_array("inputs/bad/nan", nan)
+    short = store.put_bytes("inputs/bad/short-labels.npy", npy_bytes(volumes["labels"][:16]))
+    not_model = store.put_bytes("inputs/bad/not-a-model.pt", b"weights? no")
+    classical = S.ClassicalBoundaries()
+    raw = volume(volumes["test_raw_ref"])
+
+    def segment(**fields):
+        if "model" not in fields:
+            fields.setdefault("classical", classical)
+        return lambda: stub.Segment(S.SegmentRequest(**{"raw": raw, **fields}), timeout=60)
+
+    def train(**fields):
+        return lambda: stub.TrainBoundaryModel(S.TrainBoundaryModelRequest(
+            **{"raw": volume(volumes["raw_ref"]), "labels": volume(volumes["labels_ref"]), **TRAIN, **fields}),
+            timeout=60)
+
+    for bad in (flat, four):
+        assert "3-D" in expect_error(segment(raw=volume(bad)), grpc.StatusCode.INVALID_ARGUMENT, "raw")
+    assert "NaN" in expect_error(segment(raw=volume(nan_ref), **BLOCKS), grpc.StatusCode.INVALID_ARGUMENT, "raw")
+    assert "shape" in expect_error(train(labels=volume(short)), grpc.StatusCode.INVALID_ARGUMENT, "labels")
+    expect_error(segment(block_shape=[4, 32, 32], halo=[8, 8, 8]), grpc.StatusCode.INVALID_ARGUMENT, "halo")
+    missing = ArtifactRef(key="models/none/model.pt")
+    assert "does not exist" in expect_error(segment(model=missing), grpc.StatusCode.NOT_FOUND, "model")
+    expect_error(segment(model=not_model), grpc.StatusCode.INVALID_ARGUMENT, "model")
+    expect_error(segment(ground_truth=volume(volumes["test_truth_ref"], "no/such/dataset")),
+                 grpc.StatusCode.NOT_FOUND, "ground_truth.dataset")
+    # training reads its regions whole: a region over NEUROMESH_MAX_INPUT_BYTES is refused
+    expect_error(train(train_region=S.Box()), grpc.StatusCode.RESOURCE_EXHAUSTED, "train_region")
+    expect_error(lambda: stub.Score(S.ScoreRequest(segmentation=volume(nan_ref), ground_truth=truth_ref(volumes)),
+                                    timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "segmentation")
+    assert grpc_health_status(service.address, SERVICE.health_service) == "SERVING"
+
+
+def cancelled_trainings(service) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("grpc_server_handled_total{") and 'grpc_method="TrainBoundaryModel"' in line
+               and 'grpc_code="CANCELLED"' in line)
+
+
+def test_cancelled_training_stops_at_the_next_report(stub, volumes, service):
+    call = stub.TrainBoundaryModel(S.TrainBoundaryModelRequest(
+        raw=volume(volumes["raw_ref"]), labels=volume(volumes["labels_ref"]),
+        **{**TRAIN, "iterations": 1000, "seed": 7}), timeout=120)
+    assert next(call).progress.stage == "load"
+    call.cancel()
+    # the call ends on the server only once its worker has stopped, at training's first report
+    # (iteration 10 of 1000): the whole run would take minutes
+    deadline = time.monotonic() + 60
+    while cancelled_trainings(service) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cancelled_trainings(service) == 1
+    _, result = stream(stub.Segment(S.SegmentRequest(raw=volume(volumes["test_raw_ref"]),
+                                                     classical=S.ClassicalBoundaries(sigma_nm=1.5), **BLOCKS),
+                                    timeout=60))
+    assert result.n_blocks == 8
+    assert grpc_health_status(service.address, SERVICE.health_service) == "SERVING"
