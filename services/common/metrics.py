@@ -39,7 +39,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, NoReturn
 
 import grpc
 from grpc_status import rpc_status
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from services.common.errors import NeuroMeshError, as_neuromesh_error, to_rpc_status
 
@@ -68,11 +68,11 @@ _SERVER_FAULT_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNO
 
 # Per-call identifiers make a time series per call, which Prometheus cannot hold (DESIGN.md).
 _FORBIDDEN_LABELS = frozenset({"job", "job_id", "user", "user_id", "request_id", "trace_id"})
-_domain_metrics: dict[str, Counter | Histogram] = {}
+_domain_metrics: dict[str, Counter | Gauge | Histogram] = {}
 _domain_metrics_lock = threading.Lock()
 
 
-def _domain_metric(kind: type[Counter] | type[Histogram], name: str, documentation: str,
+def _domain_metric(kind: type[Counter] | type[Gauge] | type[Histogram], name: str, documentation: str,
                    labelnames: Iterable[str], **options: Any) -> Any:
     full_name = name if name.startswith(METRIC_PREFIX) else METRIC_PREFIX + name
     if kind is Counter:
@@ -131,6 +131,20 @@ def neuromesh_histogram(name: str, documentation: str, labelnames: Iterable[str]
     >>> fit.observe(0.4)
     """
     return _domain_metric(Histogram, name, documentation, labelnames, buckets=tuple(buckets))
+
+
+def neuromesh_gauge(name: str, documentation: str, labelnames: Iterable[str] = ()) -> Gauge:
+    """A gauge ``neuromesh_<name>``: a value that goes up and down (runs in progress, queue depth).
+
+    Declared once per process, like :func:`neuromesh_counter`.
+
+    Example
+    -------
+    >>> running = neuromesh_gauge("example_runs_in_progress", "Runs being computed right now.")
+    >>> with running.track_inprogress():
+    ...     pass
+    """
+    return _domain_metric(Gauge, name, documentation, labelnames)
 
 
 @dataclass

@@ -52,7 +52,7 @@ import numpy as np
 from scipy import ndimage, sparse
 
 from .core.blockwise import Block, blockwise_fragments, blockwise_region_adjacency_graph, plan_blocks, run_blocks
-from .core.metrics import SegmentationScores, _entropy_terms, _logarithm, _rand_terms, contingency_table
+from .core.metrics import SegmentationScores, contingency_table, scores_from_table
 from .core.segments import SegmentTableAccumulator
 from .core.training import normalize_intensity, predict_affinities
 from .core.watershed import MergeTree, RegionAdjacencyGraph, affinities_to_boundaries, agglomerate, seeded_watershed
@@ -403,19 +403,10 @@ def merge_contingency(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def scores_from_contingency(seg_ids, gt_ids, counts) -> SegmentationScores:
-    """The core's ``segmentation_scores`` from a (merged) sparse contingency table.
-
-    Equal to ``segmentation_scores(segmentation, ground_truth)`` on the whole volumes whose
-    block tables were merged; VOI in bits.
-    """
+    """The core's scores from a (merged) sparse contingency table; VOI in bits."""
     if int(np.sum(counts)) == 0:
         raise RequestError("no voxel to score: ground_truth is 0 (unlabelled) everywhere", field="ground_truth")
-    voi_split, voi_merge = _entropy_terms(seg_ids, gt_ids, counts, _logarithm(2))
-    are, precision, recall = _rand_terms(seg_ids, gt_ids, counts, True)
-    return SegmentationScores(voi_split=voi_split, voi_merge=voi_merge, adapted_rand_error=are,
-                              rand_precision=precision, rand_recall=recall,
-                              cremi_score=math.sqrt(are * (voi_split + voi_merge)), n_voxels=int(np.sum(counts)),
-                              voi_base=2.0)
+    return scores_from_table(seg_ids, gt_ids, counts)
 
 
 def score_volumes(segmentation, ground_truth, blocks, *, report: Callable[[float, str], None] | None = None,

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from prometheus_client import Gauge
 
 from neuromesh.common.v1.artifact_pb2 import ArtifactRef
 from neuromesh.segmentation.v1 import segmentation_pb2 as S
@@ -50,7 +49,7 @@ from neuromesh.segmentation.v1 import segmentation_pb2_grpc
 from services.common.compute import ComputeLimiter
 from services.common.errors import (AlreadyExists, Cancelled, InvalidArgument, NeuroMeshError, NotFound,
                                     ResourceExhausted)
-from services.common.metrics import _domain_metric, neuromesh_counter, neuromesh_histogram
+from services.common.metrics import neuromesh_counter, neuromesh_gauge, neuromesh_histogram
 from services.common.progress import stream_progress
 from services.common.results import result_prefix
 from services.common.rpc import PNG, StoreBackedServicer
@@ -86,9 +85,7 @@ VOXELS = neuromesh_counter(
 BLOCK_SECONDS = neuromesh_histogram(
     "segmentation_block_duration_seconds", "Time to process one block of a Segment stage, in seconds",
     labelnames=("stage",), buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0))
-# services.common.metrics declares counters and histograms; its registry guard serves a gauge as well
-BLOCKS_IN_PROGRESS = _domain_metric(Gauge, "segmentation_blocks_in_progress",
-                                    "Blocks of Segment stages being processed now", ())
+BLOCKS_IN_PROGRESS = neuromesh_gauge("segmentation_blocks_in_progress", "Blocks of Segment stages being processed now")
 for _stage in STAGES:  # every stage shows from the start, at 0
     VOXELS.labels(stage=_stage)
     BLOCK_SECONDS.labels(stage=_stage)

@@ -36,20 +36,18 @@ import asyncio
 import contextlib
 import math
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from minio.deleteobjects import DeleteObject
-from prometheus_client import Gauge
 
 from neuromesh.simulation.v1 import simulation_pb2 as S
 from neuromesh.simulation.v1 import simulation_pb2_grpc
 from services.common.compute import ComputeLimiter
 from services.common.errors import InvalidArgument, NeuroMeshError, ResourceExhausted
-from services.common.metrics import HANDLING_SECONDS_BUCKETS, neuromesh_counter, neuromesh_histogram
+from services.common.metrics import HANDLING_SECONDS_BUCKETS, neuromesh_counter, neuromesh_gauge, neuromesh_histogram
 from services.common.progress import stream_progress
 from services.common.results import result_prefix
 from services.common.rpc import PNG, StoreBackedServicer
@@ -74,8 +72,7 @@ SPIKES = neuromesh_counter("simulation_spikes", "Spikes emitted by simulated neu
 RUN_SECONDS = neuromesh_histogram("simulation_run_duration_seconds",
                                   "Wall time of a completed run: building the network and simulating it",
                                   buckets=HANDLING_SECONDS_BUCKETS)
-# metrics.py has helpers for counters and histograms only; a gauge is declared here, once per process
-RUNS_IN_PROGRESS = Gauge("neuromesh_simulation_runs_in_progress", "Simulations being built or run right now")
+RUNS_IN_PROGRESS = neuromesh_gauge("simulation_runs_in_progress", "Simulations being built or run right now")
 
 #: Fractions of the progress given to each stage.
 _STAGES = {"build": (0.0, 0.02), "simulate": (0.02, 0.95), "store": (0.95, 1.0)}

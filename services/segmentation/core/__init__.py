@@ -23,7 +23,8 @@ Example
 
 from .blockwise import (Block, BlockFailedError, BlockwiseResult, blockwise_fragments,
                         blockwise_region_adjacency_graph, blockwise_segmentation, plan_blocks, run_blocks)
-from .metrics import (SegmentationScores, adapted_rand_error, contingency_table, segmentation_scores,
+from .metrics import (SegmentationScores, adapted_rand_error, contingency_table, scores_from_table,
+                      segmentation_scores,
                       variation_of_information)
 from .segments import SEGMENT_TABLE_COLUMNS, SegmentTableAccumulator, segment_table
 from .synthetic import (DEFAULT_OFFSETS, SyntheticVolume, affinities_from_labels, boundary_map_from_labels,
@@ -37,6 +38,6 @@ __all__ = [
     "RegionAdjacencyGraph", "agglomerate", "MergeTree", "segment_at_thresholds", "remove_small_fragments",
     "plan_blocks", "Block", "run_blocks", "BlockFailedError", "blockwise_fragments",
     "blockwise_region_adjacency_graph", "blockwise_segmentation", "BlockwiseResult", "contingency_table",
-    "variation_of_information", "adapted_rand_error", "segmentation_scores", "SegmentationScores",
+    "variation_of_information", "adapted_rand_error", "segmentation_scores", "scores_from_table", "SegmentationScores",
     "segment_table", "SegmentTableAccumulator", "SEGMENT_TABLE_COLUMNS",
 ]

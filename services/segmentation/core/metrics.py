@@ -306,7 +306,24 @@ def segmentation_scores(segmentation, ground_truth, *, voi_base=2):
     >>> s.voi_split, s.voi_merge, s.rand_precision, s.rand_recall
     (1.0, 0.0, 1.0, 0.5)
     """
-    seg_ids, gt_ids, counts = contingency_table(segmentation, ground_truth)
+    return scores_from_table(*contingency_table(segmentation, ground_truth), voi_base=voi_base)
+
+
+def scores_from_table(seg_ids, gt_ids, counts, *, voi_base=2):
+    """:func:`segmentation_scores` from a sparse contingency table (:func:`contingency_table`).
+
+    Tables of blocks can be summed (same label pairs added) and scored once, so a volume larger
+    than memory is scored block by block with the same result as in one piece.
+
+    Example
+    -------
+    >>> table = contingency_table(np.array([[[1, 2, 3, 4]]]), np.array([[[1, 1, 2, 2]]]))
+    >>> scores_from_table(*table).voi_split
+    1.0
+    """
+    counts = np.asarray(counts)
+    if int(counts.sum()) == 0:
+        raise ValueError("no voxel to score: the ground truth is 0 (unlabelled) everywhere")
     voi_split, voi_merge = _entropy_terms(seg_ids, gt_ids, counts, _logarithm(voi_base))
     are, precision, recall = _rand_terms(seg_ids, gt_ids, counts, True)
     return SegmentationScores(voi_split=voi_split, voi_merge=voi_merge, adapted_rand_error=are,

@@ -86,6 +86,7 @@ import io
 import itertools
 import math
 import numbers
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -574,7 +575,7 @@ def train_boundary_model(raw, labels, *, config: UNetConfig | Mapping[str, Any] 
     device : {"auto", "cpu", "cuda"}, optional
         Default "auto": CUDA when ``torch.cuda.is_available()``, else the CPU.
     report : callable, optional
-        ``report(fraction_done=..., stage="train", message=...)``, about 100 times; an exception
+        ``report(fraction_done=..., stage="train", message=...)``, about 100 times and at least once a second; an exception
         it raises stops training and propagates.
     checkpoint_every : int, optional
         Iterations between checkpoints, >= 1 (needs ``checkpoint_fn``).
@@ -649,6 +650,7 @@ def train_boundary_model(raw, labels, *, config: UNetConfig | Mapping[str, Any] 
     metadata = {"patch_shape": list(patch), "iterations": iterations, "batch_size": batch_size,
                 "learning_rate": learning_rate, "seed": seed}
 
+    last_report = time.monotonic()
     for step in range(iterations):
         batch = [_sample_patch(raw, labels, rng, patch_shape=patch, augmentation=augmentation, isotropic=isotropic,
                                target=config.target) for _ in range(batch_size)]
@@ -672,7 +674,11 @@ def train_boundary_model(raw, labels, *, config: UNetConfig | Mapping[str, Any] 
             message = f", validation loss {val_losses[-1]:.4g}"
         if checkpoint_fn is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == iterations):
             checkpoint_fn(save_checkpoint(model, iteration=done, loss=losses[step], metadata=metadata))
-        if report is not None and (done % report_every == 0 or done == iterations):
+        # a report is also a cancellation checkpoint: at least one a second, so a cancelled long
+        # training stops within about a second
+        if report is not None and (done % report_every == 0 or done == iterations
+                                   or time.monotonic() - last_report > 1.0):
+            last_report = time.monotonic()
             recent = losses[max(0, done - report_every):done].mean()
             report(fraction_done=done / iterations, stage="train",
                    message=f"iteration {done} of {iterations}: loss {recent:.4g}" + (message or ""))
