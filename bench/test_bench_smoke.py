@@ -22,6 +22,8 @@ TINY_RUNS = {
                           "--repeats", "1"],
     "reduction_bench.py": ["--rows", "2000", "--cols", "20", "--components", "3", "--repeats", "1",
                            "--lorenz-trials", "20", "--lorenz-time", "10", "--lorenz-neurons", "12", "--lfads-epochs", "1"],
+    "segmentation_bench.py": ["--tiny"],
+    "simulation_bench.py": ["--tiny"],
 }
 
 
