@@ -209,10 +209,13 @@ def train_model(args, config: UNetConfig, slabs) -> tuple[torch.nn.Module, dict]
     last_checkpoint: list[bytes] = []
 
     log_every = max(1, iterations // 10)
+    logged = [-1]
 
     def report(fraction_done, stage, message):
-        done = int(round(fraction_done * iterations))
-        if done % log_every < max(1, iterations // 100) or "validation" in message:
+        # the core reports about 100 times and at least once a second; log about 10 of them
+        bucket = int(round(fraction_done * iterations)) // log_every
+        if bucket > logged[0] or "validation" in message:
+            logged[0] = bucket
             log(f"training: {message}")
         if time.perf_counter() > deadline:
             raise _OutOfTime
