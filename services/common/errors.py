@@ -53,6 +53,14 @@ class InvalidArgument(NeuroMeshError):
     default_reason = "INVALID_ARGUMENT"
 
 
+class RequestError(InvalidArgument, ValueError):
+    """Bad input in a request: INVALID_ARGUMENT naming ``field``, and a ``ValueError`` so the
+    blockwise runners and retry policies see it as not worth retrying."""
+
+    def __init__(self, message: str, *, field: str, reason: str | None = None, metadata=None) -> None:
+        super().__init__(message, field=field, reason=reason, metadata=metadata)
+
+
 class NotFound(NeuroMeshError):
     """A named thing (artifact, bucket, job, model) does not exist."""
     grpc_code = grpc.StatusCode.NOT_FOUND

@@ -1,7 +1,7 @@
 """The blockwise stages of the segmentation service, over volumes read and written by slices.
 
 Transport-free: every stage takes sliceable inputs (numpy arrays, Zarr arrays opened on the
-object store, :class:`~services.segmentation.volumes.Region`) and writes by slice assignment
+object store, :class:`~services.common.volumes.Region`) and writes by slice assignment
 into ``out`` (a numpy array, or an :class:`~services.common.store.ArrayWriter` for a volume
 larger than memory). Blocks come from :func:`~services.segmentation.core.blockwise.plan_blocks`
 and run through the core's :func:`~services.segmentation.core.blockwise.run_blocks`: a block

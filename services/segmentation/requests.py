@@ -17,7 +17,7 @@ Example
 >>> segment_options(S.SegmentRequest(block_shape=[4, 32, 32], halo=[8, 8, 8]))
 Traceback (most recent call last):
 ...
-services.segmentation.requests.RequestError: halo (8, 8, 8) is larger than block_shape (4, 32, 32) along z (8 > 4): a block must be at least as large as its halo
+services.common.errors.RequestError: halo (8, 8, 8) is larger than block_shape (4, 32, 32) along z (8 > 4): a block must be at least as large as its halo
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuromesh.segmentation.v1 import segmentation_pb2 as S
-from services.common.errors import InvalidArgument
+from services.common.errors import RequestError
 
 from .core.unet import UNetConfig, check_input_shape
 
@@ -55,13 +55,6 @@ _UPSAMPLINGS = {S.UPSAMPLING_UNSPECIFIED: "transposed", S.UPSAMPLING_TRANSPOSED:
                 S.UPSAMPLING_TRILINEAR: "trilinear"}
 _REDUCTIONS = {S.AFFINITY_REDUCTION_UNSPECIFIED: "min", S.AFFINITY_REDUCTION_MIN: "min",
                S.AFFINITY_REDUCTION_MEAN: "mean"}
-
-
-class RequestError(InvalidArgument, ValueError):
-    """Bad input in a request: INVALID_ARGUMENT with ``field``, and a ``ValueError`` (not retried)."""
-
-    def __init__(self, message: str, *, field: str, reason: str | None = None, metadata=None) -> None:
-        super().__init__(message, field=field, reason=reason, metadata=metadata)
 
 
 def _reverse(mapping: dict, value: str) -> int:

@@ -65,7 +65,7 @@ from .core.unet import check_input_shape
 from .core.watershed import agglomerate
 from .requests import (RequestError, SegmentOptions, box_slices, check_finite, check_patch_fits, check_same_shape,
                        check_volume, fit_block, segment_options, train_options, unet_config_message)
-from .volumes import Region, open_stored, open_volume
+from services.common.volumes import Region, open_stored, open_volume
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from scipy import ndimage
 
 from neuromesh.segmentation.v1 import segmentation_pb2 as S
 from services.common.errors import Cancelled, InvalidArgument, NeuroMeshError, Unavailable
-from services.segmentation import pipeline, plots, requests, volumes
+from services.common import volumes
+from services.segmentation import pipeline, plots, requests
 from services.segmentation.core import (BlockFailedError, agglomerate, plan_blocks, region_adjacency_graph,
                                         remove_small_fragments, segment_table, segmentation_scores,
                                         synthetic_em_volume)

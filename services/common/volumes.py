@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 
 from neuromesh.common.v1.artifact_pb2 import ArtifactRef
-from services.common.errors import DataLoss, NotFound, ResourceExhausted
+from services.common.errors import DataLoss, NotFound, RequestError, ResourceExhausted
 from services.common.store import ARRAY_MEDIA_TYPE, ArtifactStore, normalize_selection
 
-from .requests import RequestError
 
 __all__ = ["Region", "StoredArray", "TiffStack", "open_stored", "open_volume", "sniff_format"]
 
