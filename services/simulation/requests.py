@@ -284,6 +284,8 @@ class SimulationPlan:
     n_bins: int
     #: populations whose neurons are columns of the binned counts, in column order
     count_populations: tuple[str, ...]
+    #: store every synapse (pre id, post id, weight) for the structural graph
+    record_connectivity: bool = False
 
     @property
     def n_counted_neurons(self) -> int:
@@ -347,4 +349,4 @@ def simulation_plan(request: S.SimulateRequest) -> SimulationPlan:
                 raise _fail(where, "names a population whose spikes are not recorded (network.record_spikes)", name)
     return SimulationPlan(spec=spec, duration_ms=duration, n_steps=n_steps,
                           bin_ms=steps_per_bin * spec.dt_ms, steps_per_bin=steps_per_bin, n_bins=n_bins,
-                          count_populations=counted)
+                          count_populations=counted, record_connectivity=request.record_connectivity)

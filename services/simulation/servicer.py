@@ -264,6 +264,31 @@ def _raster_window_ms(plan: SimulationPlan) -> float:
 # the servicer
 
 
+#: bytes per synapse of the stored synapse table: two int64 ids and a float64 weight
+SYNAPSE_TABLE_BYTES = 24
+
+
+def synapse_table(sim) -> dict[str, np.ndarray]:
+    """Every synapse of a built simulation: global pre/post ids, signed weight, projection starts.
+
+    The sign comes from the target channel (inhibitory < 0), so CUBA and COBA networks read alike;
+    projections follow the network's order.
+    """
+    pre_parts, post_parts, weight_parts, starts = [], [], [], [0]
+    for i, proj in enumerate(sim.spec.projections):
+        pre, post = sim.connections(i)
+        weights = np.abs(np.asarray(sim.weights(i), dtype=np.float64))
+        pre_parts.append(np.asarray(pre, np.int64) + sim.offsets[proj.source])
+        post_parts.append(np.asarray(post, np.int64) + sim.offsets[proj.target])
+        weight_parts.append(-weights if proj.synapse == "inh" else weights)
+        starts.append(starts[-1] + len(weights))
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return {"pre_ids": np.concatenate(pre_parts) if pre_parts else empty_i,
+            "post_ids": np.concatenate(post_parts) if post_parts else empty_i,
+            "weights": np.concatenate(weight_parts) if weight_parts else empty_f,
+            "projection_starts": np.asarray(starts, np.int64)}
+
+
 class SimulationServicer(StoreBackedServicer, simulation_pb2_grpc.SimulationServiceServicer):
     """Simulation RPCs over a shared :class:`ArtifactStore`; ``threads`` is the engine's OpenMP threads."""
 
@@ -369,15 +394,22 @@ class SimulationServicer(StoreBackedServicer, simulation_pb2_grpc.SimulationServ
                     sim = make_simulation(spec, threads=self.threads, memory_limit_bytes=memory_limit, report=report)
                 except NetworkTooLarge as exc:
                     raise _too_large(exc) from None
+                if plan.record_connectivity and SYNAPSE_TABLE_BYTES * sim.synapse_count > self.max_input_bytes:
+                    raise ResourceExhausted(
+                        f"record_connectivity would store {sim.synapse_count} synapses "
+                        f"({_gib(SYNAPSE_TABLE_BYTES * sim.synapse_count)}), more than the services load "
+                        f"(NEUROMESH_MAX_INPUT_BYTES={self.max_input_bytes}); simulate a smaller network or leave "
+                        f"record_connectivity off", field="record_connectivity")
                 recorder = _Recorder(self.store, plan, prefix, tmp, stack)
                 run = sim.run(plan.duration_ms, report=report, on_chunk=recorder.add)
                 engine = {"synapse_count": sim.synapse_count, "build_s": sim.build_seconds,
                           "memory_estimate_bytes": sim.memory_estimate_bytes}
                 trace_times = [sim.monitor_times_ms(i, 0, spool.rows) for i, spool in enumerate(recorder.traces)]
                 plastic = {i: (sim.weights_before[i], sim.weights(i), *sim.connections(i)) for i in sim.weights_before}
+                synapses = synapse_table(sim) if plan.record_connectivity else None
                 sim = None                            # the engine's memory goes now, before the uploads
                 report(fraction_done=0.0, stage="store", message="storing spikes and traces")
-                return self._store_outputs(recorder, run, engine, trace_times, plastic,
+                return self._store_outputs(recorder, run, engine, trace_times, plastic, synapses,
                                            lambda: report(fraction_done=0.5, stage="store",
                                                           message="storing spikes and traces"))
             finally:
@@ -386,7 +418,8 @@ class SimulationServicer(StoreBackedServicer, simulation_pb2_grpc.SimulationServ
                     recorder.close()
 
     def _store_outputs(self, rec: _Recorder, run, engine: dict[str, Any], trace_times: list[np.ndarray],
-                       plastic: dict[int, tuple[np.ndarray, ...]], checkpoint) -> S.SimulateResult:
+                       plastic: dict[int, tuple[np.ndarray, ...]], synapses: dict[str, np.ndarray] | None,
+                       checkpoint) -> S.SimulateResult:
         plan, spec, prefix, store = rec.plan, rec.spec, rec.prefix, self.store
 
         def copied(name: str, spool: _Spool) -> ArrayWriter:
@@ -437,6 +470,12 @@ class SimulationServicer(StoreBackedServicer, simulation_pb2_grpc.SimulationServ
                                weights_after=put_array(f"weights/{i}/after", after),
                                pre_indices=put_array(f"weights/{i}/pre_indices", np.asarray(pre, np.int64)),
                                post_indices=put_array(f"weights/{i}/post_indices", np.asarray(post, np.int64)))
+        if synapses is not None:
+            result.synapses.CopyFrom(S.SynapseTable(
+                pre_ids=put_array("synapses/pre_ids", synapses["pre_ids"]),
+                post_ids=put_array("synapses/post_ids", synapses["post_ids"]),
+                weights=put_array("synapses/weights", synapses["weights"]),
+                n_synapses=len(synapses["weights"]), projection_starts=synapses["projection_starts"].tolist()))
         checkpoint()
         times = np.concatenate(rec.sample_times) if rec.sample_times else np.zeros(0)
         ids = np.concatenate(rec.sample_ids) if rec.sample_ids else np.zeros(0, np.int64)

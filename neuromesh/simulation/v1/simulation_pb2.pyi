@@ -293,16 +293,18 @@ class Network(_message.Message):
     def __init__(self, populations: _Optional[_Iterable[_Union[Population, _Mapping]]] = ..., projections: _Optional[_Iterable[_Union[Projection, _Mapping]]] = ..., poisson_inputs: _Optional[_Iterable[_Union[PoissonInput, _Mapping]]] = ..., current_inputs: _Optional[_Iterable[_Union[CurrentInput, _Mapping]]] = ..., rewards: _Optional[_Iterable[_Union[Reward, _Mapping]]] = ..., state_monitors: _Optional[_Iterable[_Union[StateMonitor, _Mapping]]] = ..., record_spikes: _Optional[_Union[SpikeRecording, _Mapping]] = ..., dt_ms: _Optional[float] = ..., seed: _Optional[int] = ..., dtype: _Optional[_Union[Dtype, str]] = ..., vogels_abbott: _Optional[_Union[VogelsAbbott, _Mapping]] = ..., cortical_column: _Optional[_Union[CorticalColumn, _Mapping]] = ...) -> None: ...
 
 class SimulateRequest(_message.Message):
-    __slots__ = ("network", "duration_ms", "bin_ms", "count_populations")
+    __slots__ = ("network", "duration_ms", "bin_ms", "count_populations", "record_connectivity")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     BIN_MS_FIELD_NUMBER: _ClassVar[int]
     COUNT_POPULATIONS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_CONNECTIVITY_FIELD_NUMBER: _ClassVar[int]
     network: Network
     duration_ms: float
     bin_ms: float
     count_populations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, network: _Optional[_Union[Network, _Mapping]] = ..., duration_ms: _Optional[float] = ..., bin_ms: _Optional[float] = ..., count_populations: _Optional[_Iterable[str]] = ...) -> None: ...
+    record_connectivity: bool
+    def __init__(self, network: _Optional[_Union[Network, _Mapping]] = ..., duration_ms: _Optional[float] = ..., bin_ms: _Optional[float] = ..., count_populations: _Optional[_Iterable[str]] = ..., record_connectivity: _Optional[bool] = ...) -> None: ...
 
 class PopulationSummary(_message.Message):
     __slots__ = ("name", "offset", "size", "model", "spikes", "rate_hz", "recorded", "count_column")
@@ -356,8 +358,22 @@ class PlasticWeights(_message.Message):
     post_indices: _artifact_pb2.ArtifactRef
     def __init__(self, projection: _Optional[int] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., weights_before: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., weights_after: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., pre_indices: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., post_indices: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
+class SynapseTable(_message.Message):
+    __slots__ = ("pre_ids", "post_ids", "weights", "n_synapses", "projection_starts")
+    PRE_IDS_FIELD_NUMBER: _ClassVar[int]
+    POST_IDS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    N_SYNAPSES_FIELD_NUMBER: _ClassVar[int]
+    PROJECTION_STARTS_FIELD_NUMBER: _ClassVar[int]
+    pre_ids: _artifact_pb2.ArtifactRef
+    post_ids: _artifact_pb2.ArtifactRef
+    weights: _artifact_pb2.ArtifactRef
+    n_synapses: int
+    projection_starts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, pre_ids: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., post_ids: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., weights: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., n_synapses: _Optional[int] = ..., projection_starts: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class SimulateResult(_message.Message):
-    __slots__ = ("spike_times", "spike_ids", "population_table", "population_rates", "binned_counts", "bin_ms", "n_bins", "traces", "weights", "figure", "summary", "populations", "duration_ms", "n_neurons", "n_spikes", "synapse_count", "synaptic_events", "neuron_steps", "build_s", "simulate_s", "synaptic_events_per_second", "report")
+    __slots__ = ("spike_times", "spike_ids", "population_table", "population_rates", "binned_counts", "bin_ms", "n_bins", "traces", "weights", "figure", "summary", "populations", "duration_ms", "n_neurons", "n_spikes", "synapse_count", "synaptic_events", "neuron_steps", "build_s", "simulate_s", "synaptic_events_per_second", "report", "synapses")
     SPIKE_TIMES_FIELD_NUMBER: _ClassVar[int]
     SPIKE_IDS_FIELD_NUMBER: _ClassVar[int]
     POPULATION_TABLE_FIELD_NUMBER: _ClassVar[int]
@@ -380,6 +396,7 @@ class SimulateResult(_message.Message):
     SIMULATE_S_FIELD_NUMBER: _ClassVar[int]
     SYNAPTIC_EVENTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    SYNAPSES_FIELD_NUMBER: _ClassVar[int]
     spike_times: _artifact_pb2.ArtifactRef
     spike_ids: _artifact_pb2.ArtifactRef
     population_table: _artifact_pb2.ArtifactRef
@@ -402,7 +419,8 @@ class SimulateResult(_message.Message):
     simulate_s: float
     synaptic_events_per_second: float
     report: _artifact_pb2.ArtifactRef
-    def __init__(self, spike_times: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., spike_ids: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., population_table: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., population_rates: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., binned_counts: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., bin_ms: _Optional[float] = ..., n_bins: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[StateTrace, _Mapping]]] = ..., weights: _Optional[_Iterable[_Union[PlasticWeights, _Mapping]]] = ..., figure: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., summary: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., populations: _Optional[_Iterable[_Union[PopulationSummary, _Mapping]]] = ..., duration_ms: _Optional[float] = ..., n_neurons: _Optional[int] = ..., n_spikes: _Optional[int] = ..., synapse_count: _Optional[int] = ..., synaptic_events: _Optional[int] = ..., neuron_steps: _Optional[int] = ..., build_s: _Optional[float] = ..., simulate_s: _Optional[float] = ..., synaptic_events_per_second: _Optional[float] = ..., report: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
+    synapses: SynapseTable
+    def __init__(self, spike_times: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., spike_ids: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., population_table: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., population_rates: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., binned_counts: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., bin_ms: _Optional[float] = ..., n_bins: _Optional[int] = ..., traces: _Optional[_Iterable[_Union[StateTrace, _Mapping]]] = ..., weights: _Optional[_Iterable[_Union[PlasticWeights, _Mapping]]] = ..., figure: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., summary: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., populations: _Optional[_Iterable[_Union[PopulationSummary, _Mapping]]] = ..., duration_ms: _Optional[float] = ..., n_neurons: _Optional[int] = ..., n_spikes: _Optional[int] = ..., synapse_count: _Optional[int] = ..., synaptic_events: _Optional[int] = ..., neuron_steps: _Optional[int] = ..., build_s: _Optional[float] = ..., simulate_s: _Optional[float] = ..., synaptic_events_per_second: _Optional[float] = ..., report: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., synapses: _Optional[_Union[SynapseTable, _Mapping]] = ...) -> None: ...
 
 class SimulateResponse(_message.Message):
     __slots__ = ("progress", "result")
