@@ -32,7 +32,7 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
-__all__ = ["edge_table_csv", "read_edge_table", "adjacency_from_edges", "matrix_edge_table", "graphml_bytes",
+__all__ = ["edge_table_csv", "read_edge_table", "read_synapse_table", "adjacency_from_edges", "matrix_edge_table", "graphml_bytes",
            "MAX_TABLE_BYTES"]
 
 #: edge tables larger than this are refused before parsing (about 10 million rows)
@@ -201,3 +201,56 @@ def _plain(value: Any):
     if isinstance(value, np.floating):
         return float(value)
     return value
+
+
+def read_synapse_table(data: bytes, *, max_bytes: int = MAX_TABLE_BYTES) -> dict[str, np.ndarray]:
+    """Parse a synapse table: CSV with integer columns ``pre`` and ``post`` (segment ids), optionally
+    ``z``, ``y``, ``x`` (voxels; all three or none) and ``weight``.
+
+    Returns ``pre``, ``post`` (int64), and ``positions`` ((n, 3) float64) and ``weight`` when given.
+
+    Example
+    -------
+    >>> t = read_synapse_table(b"pre,post,z,y,x\n4,7,1,2,3\n")
+    >>> t["pre"].tolist(), t["post"].tolist(), t["positions"].tolist()
+    ([4], [7], [[1.0, 2.0, 3.0]])
+    """
+    if len(data) > max_bytes:
+        raise ValueError(f"the synapse table holds {len(data)} bytes, more than the {max_bytes} this reads")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("the synapse table is not UTF-8 text (a CSV file with a header row is expected)") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or not rows[0]:
+        raise ValueError("the synapse table is empty: a CSV header row with pre and post is expected")
+    header = [h.strip() for h in rows[0]]
+    for required in ("pre", "post"):
+        if required not in header:
+            raise ValueError(f"the synapse table has no {required!r} column; its columns: {', '.join(header)}")
+    axes = [a for a in ("z", "y", "x") if a in header]
+    if axes and len(axes) != 3:
+        raise ValueError(f"the synapse table has position columns {axes}: give all of z, y, x or none")
+    body = [r for r in rows[1:] if r and any(c.strip() for c in r)]
+    if not body:
+        raise ValueError("the synapse table has a header but no rows")
+    columns: dict[str, list[float]] = {h: [] for h in header}
+    for number, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise ValueError(f"synapse table row {number} has {len(row)} fields, the header {len(header)}")
+        for name, cell in zip(header, row):
+            try:
+                columns[name].append(float(cell))
+            except ValueError:
+                raise ValueError(f"synapse table row {number}: {name} {cell!r} is not a number") from None
+    table: dict[str, np.ndarray] = {}
+    for name in ("pre", "post"):
+        values = np.asarray(columns[name])
+        if not np.isfinite(values).all() or not np.array_equal(values, np.round(values)):
+            raise ValueError(f"the synapse table's {name} column must hold integer segment ids")
+        table[name] = values.astype(np.int64)
+    if axes:
+        table["positions"] = np.stack([np.asarray(columns[a]) for a in ("z", "y", "x")], axis=1)
+    if "weight" in columns:
+        table["weight"] = np.asarray(columns["weight"])
+    return table
