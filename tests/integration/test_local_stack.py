@@ -15,6 +15,8 @@ from minio import Minio
 
 from neuromesh.stack.processes import pid_alive, port_open
 from services.common.registry import discover_services
+from services.connectomics.core.contacts import contact_graph
+from services.segmentation.core import synthetic_em_volume
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -80,6 +82,18 @@ def test_up_analyse_restart_down(stack_env):
     quiet, driven = map(float, re.search(r"^L4_exc\s+([0-9.]+)\s+([0-9.]+)$", run.stdout, re.M).groups())
     assert driven > 1.1 * quiet > 0, run.stdout
     assert re.search(r"PCA of the excitatory counts: explained variance ratio 0\.\d+", run.stdout), run.stdout
+
+    # The connectomics example: segment synthetic EM, then graph the contacts of it and of the truth.
+    run = subprocess.run([sys.executable, "examples/em_to_connectome.py", "--size", "40"], env=stack_env, cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    truth_nodes, truth_edges = map(int, re.search(r"^ground truth\s+(\d+) segments,\s+(\d+) contacts", run.stdout,
+                                                  re.M).groups())
+    _, truth = synthetic_em_volume((40, 40, 40), n_neurites=14, seed=3)       # the example's defaults
+    expected = contact_graph(truth)
+    assert (truth_nodes, truth_edges) == (expected.n_nodes, int((expected.faces >= 4).sum())), run.stdout
+    assert re.search(r"^segmentation\s+\d+ segments,\s+\d+ contacts", run.stdout, re.M), run.stdout
+    assert "GraphML: s3://" in run.stdout
 
     # A second `up` while one runs is refused, not a second set of processes.
     again = neuromesh("up", "--port-offset", str(offset), env=stack_env)
