@@ -32,6 +32,7 @@ Example
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import os
 import signal
@@ -44,6 +45,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from neuromesh.common.v1 import service_info_pb2, service_info_pb2_grpc
+
 from services.common.logs import configure_logging
 from services.common.metrics import MetricsHTTPServer, MetricsInterceptor, start_metrics_http_server
 from services.common.settings import Settings, SettingsError, load_settings
@@ -53,6 +56,7 @@ logger = logging.getLogger(__name__)
 # grpc sets SO_REUSEPORT on Linux by default, so a second server on a taken port would bind
 # without error and the two would share its calls. A taken port must fail at start instead.
 _SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
+SERVICE_INFO_NAME = service_info_pb2.DESCRIPTOR.services_by_name["ServiceInfoService"].full_name
 
 
 @dataclass
@@ -70,12 +74,35 @@ class ServiceDefinition:
     service_full_name : str
         The fully qualified name, as health checks and reflection know it
         (``"neuromesh.decoding.v1.DecodingService"``); take it from the generated descriptor.
+    version : str
+        The version of the service's algorithms (its ``SERVICE_VERSION``), answered by
+        ``neuromesh.common.v1.ServiceInfoService``; clients key cached results on it.
     """
 
     name: str
     servicer: object
     add_to_server: Callable[[object, grpc.aio.Server], None]
     service_full_name: str
+    version: str = "0"
+
+
+class _ServiceInfo(service_info_pb2_grpc.ServiceInfoServiceServicer):
+    """Answers what this process serves and at which version."""
+
+    def __init__(self, service: ServiceDefinition) -> None:
+        self._response = service_info_pb2.GetServiceInfoResponse(
+            name=service.name, service=service.service_full_name, version=service.version,
+            package_version=_package_version())
+
+    async def GetServiceInfo(self, request, context):
+        return self._response
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("neuromesh")
+    except importlib.metadata.PackageNotFoundError:     # running from a source tree that is not installed
+        return "unknown"
 
 
 class ServerStartError(RuntimeError):
@@ -146,13 +173,14 @@ async def start_server(service: ServiceDefinition, settings: Settings) -> Runnin
                  ("grpc.max_send_message_length", settings.max_message_bytes)],
     )
     service.add_to_server(service.servicer, server)
+    service_info_pb2_grpc.add_ServiceInfoServiceServicer_to_server(_ServiceInfo(service), server)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", service.service_full_name):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (service.service_full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        (service.service_full_name, SERVICE_INFO_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     address = _host_port(settings.grpc_host, settings.grpc_port)
     try:

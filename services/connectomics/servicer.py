@@ -403,4 +403,4 @@ def build_service(settings: Settings) -> ServiceDefinition:
     servicer = ConnectomicsServicer(store, limiter=limiter, max_input_bytes=settings.max_input_bytes)
     return ServiceDefinition(name="connectomics", servicer=servicer,
                              add_to_server=connectomics_pb2_grpc.add_ConnectomicsServiceServicer_to_server,
-                             service_full_name=SERVICE_NAME)
+                             service_full_name=SERVICE_NAME, version=SERVICE_VERSION)

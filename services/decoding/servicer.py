@@ -487,4 +487,4 @@ def build_service(settings: Settings) -> ServiceDefinition:
     servicer = DecodingServicer(store, limiter=limiter, max_input_bytes=settings.max_input_bytes)
     return ServiceDefinition(name="decoding", servicer=servicer,
                              add_to_server=decoding_pb2_grpc.add_DecodingServiceServicer_to_server,
-                             service_full_name=SERVICE_NAME)
+                             service_full_name=SERVICE_NAME, version=SERVICE_VERSION)

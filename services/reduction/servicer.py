@@ -399,4 +399,4 @@ def build_service(settings: Settings) -> ServiceDefinition:
     servicer = ReductionServicer(store, limiter=limiter, max_input_bytes=settings.max_input_bytes)
     return ServiceDefinition(name="reduction", servicer=servicer,
                              add_to_server=reduction_pb2_grpc.add_ReductionServiceServicer_to_server,
-                             service_full_name=SERVICE_NAME)
+                             service_full_name=SERVICE_NAME, version=SERVICE_VERSION)

@@ -514,4 +514,4 @@ def build_service(settings: Settings) -> ServiceDefinition:
     servicer = SegmentationServicer(store, limiter=limiter, max_input_bytes=settings.max_input_bytes)
     return ServiceDefinition(name="segmentation", servicer=servicer,
                              add_to_server=segmentation_pb2_grpc.add_SegmentationServiceServicer_to_server,
-                             service_full_name=SERVICE_NAME)
+                             service_full_name=SERVICE_NAME, version=SERVICE_VERSION)

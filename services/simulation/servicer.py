@@ -523,4 +523,4 @@ def build_service(settings: Settings) -> ServiceDefinition:
                                   threads=settings.compute_threads)
     return ServiceDefinition(name="simulation", servicer=servicer,
                              add_to_server=simulation_pb2_grpc.add_SimulationServiceServicer_to_server,
-                             service_full_name=SERVICE_NAME)
+                             service_full_name=SERVICE_NAME, version=SERVICE_VERSION)

@@ -4,6 +4,7 @@ metrics, cancellation, and the drain of a real service process on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from prometheus_client.parser import text_string_to_metric_families
 
+from neuromesh.common.v1 import service_info_pb2, service_info_pb2_grpc
 from neuromesh.decoding.v1 import decoding_pb2, decoding_pb2_grpc
 from neuromesh.stack.health import grpc_health_status
 from neuromesh.stack.processes import ManagedProcess, free_port
@@ -61,7 +63,7 @@ class BackgroundServer:
 def decoding_definition(servicer) -> ServiceDefinition:
     return ServiceDefinition(name="decoding-test", servicer=servicer,
                              add_to_server=decoding_pb2_grpc.add_DecodingServiceServicer_to_server,
-                             service_full_name=SERVICE_FULL_NAME)
+                             service_full_name=SERVICE_FULL_NAME, version="7.1.2")
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +128,14 @@ def test_reflection_lists_the_service_health_and_reflection(server):
                                              timeout=5))
     names = {s.name for s in replies[0].list_services_response.service}
     assert names == {"neuromesh.decoding.v1.DecodingService", "grpc.health.v1.Health",
-                     "grpc.reflection.v1alpha.ServerReflection"}
+                     "grpc.reflection.v1alpha.ServerReflection", "neuromesh.common.v1.ServiceInfoService"}
+
+
+def test_service_info_names_the_service_and_its_version(server):
+    reply = service_info_pb2_grpc.ServiceInfoServiceStub(server.channel).GetServiceInfo(
+        service_info_pb2.GetServiceInfoRequest(), timeout=5)
+    assert (reply.name, reply.service, reply.version) == ("decoding-test", SERVICE_FULL_NAME, "7.1.2")
+    assert reply.package_version == importlib.metadata.version("neuromesh")
 
 
 # --- errors
