@@ -35,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+DOCKERFILE_CUDA = ROOT / "deploy" / "docker" / "Dockerfile.cuda"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+PROMETHEUS_K8S = ROOT / "deploy" / "prometheus" / "prometheus-kubernetes.yml"
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
 
 OBJECT_STORE = "minio"
@@ -242,10 +244,27 @@ def test_every_service_is_scraped(prometheus_config, spec: ServiceSpec):
     assert f"{spec.name}:{spec.metrics_port}" in targets
 
 
-def test_promtool_checks_config():
-    result = subprocess.run([promtool(), "check", "config", str(PROMETHEUS)],
+@pytest.mark.parametrize("config", [PROMETHEUS, PROMETHEUS_K8S], ids=lambda p: p.name)
+def test_promtool_checks_config(config):
+    result = subprocess.run([promtool(), "check", "config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 rule files found" in result.stdout, "the config should load throughput.yml and grpc.yml"
+
+
+def test_promtool_check_config_rejects_a_broken_file(tmp_path):
+    broken = tmp_path / "prometheus.yml"
+    broken.write_text(PROMETHEUS.read_text().replace("scrape_interval: 15s", "scrape_intervall: 15s", 1))
+    result = subprocess.run([promtool(), "check", "config", str(broken)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "scrape_intervall" in result.stdout + result.stderr
+
+
+def test_kubernetes_config_has_the_compose_jobs():
+    # The same job names in both, so the rules, dashboards and autoscalers read the same series.
+    compose_jobs = {job["job_name"] for job in load_yaml(PROMETHEUS)["scrape_configs"]}
+    k8s_jobs = {job["job_name"] for job in load_yaml(PROMETHEUS_K8S)["scrape_configs"]}
+    assert compose_jobs == k8s_jobs
+    assert load_yaml(PROMETHEUS_K8S)["rule_files"] == load_yaml(PROMETHEUS)["rule_files"]
 
 
 def test_promtool_checks_rules():
@@ -255,9 +274,117 @@ def test_promtool_checks_rules():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_promtool_check_rules_rejects_a_broken_expression(tmp_path):
+    broken = tmp_path / "throughput.yml"
+    broken.write_text((RULES_DIR / "throughput.yml").read_text().replace("[5m]))", "[5m])", 1))
+    result = subprocess.run([promtool(), "check", "rules", str(broken)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+
+
+# --- metric names: what the rules (and the dashboards, the autoscalers) read must exist
+
+# Words of PromQL that look like metric names: binary operators and modifiers, the @ modifier's
+# start()/end() (followed by "(" anyway), and the literals Inf and NaN.
+PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+                   "offset", "inf", "nan"}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (not functions, labels, keywords, durations).
+
+    Grafana's interval variables ($__rate_interval, ...) are read as durations. The expression
+    is taken apart textually, which PromQL allows for this purpose: strings, label matchers
+    ``{...}``, ranges ``[...]`` and the label lists of by/without/on/ignoring/group_x are
+    dropped; of what is left, an identifier not followed by "(" is a metric name.
+
+    >>> sorted(promql_metric_names('sum by (job) (rate(a_total{x="b_total"}[5m])) / on (job) c'))
+    ['a_total', 'c']
+    """
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
+    text = re.sub(r"\$\{?__\w+\}?", "5m", text)
+    text = re.sub(r"\{[^{}]*\}", " ", text)
+    text = re.sub(r"\[[^\[\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        token, before = match.group(0), text[match.start() - 1] if match.start() else " "
+        if before.isdigit() or before in ".$" or token.lower() in PROMQL_KEYWORDS:
+            continue  # part of a number or duration (1e3, 5m), a Grafana variable, or a keyword
+        if text[match.end():].lstrip().startswith("("):
+            continue  # a function or an aggregation
+        names.add(token)
+    return names
+
+
+def exported_metric_names(exposition: str) -> set[str]:
+    """Every series name a Prometheus text exposition can carry, from its ``# TYPE`` lines.
+
+    The text format declares every registered family even before it has a sample (a labelled
+    counter no call has touched yet), so this is what the service exports, not only what it has
+    counted so far: a histogram gives ``_bucket``, ``_sum`` and ``_count``, a counter ``_total``.
+    """
+    names = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", exposition, re.M):
+        if kind == "counter":
+            names |= {name, name.removesuffix("_total") + "_total"}
+        elif kind in ("histogram", "gaugehistogram"):
+            names |= {name + suffix for suffix in ("_bucket", "_sum", "_count")}
+        elif kind == "summary":
+            names |= {name, name + "_sum", name + "_count"}
+        else:
+            names.add(name)
+    return names
+
+
+# Series Prometheus adds to every scraped target itself.
+SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
+                 "scrape_series_added"}
+
+
+def recorded_metric_names() -> set[str]:
+    return {rule["record"] for path in RULES_DIR.glob("*.yml") for group in load_yaml(path)["groups"]
+            for rule in group["rules"] if "record" in rule}
+
+
+@pytest.fixture(scope="module")
+def declared_metric_names() -> set[str]:
+    """The families the services declare, as their /metrics lists them (servicers imported here;
+    tests/unit/test_grafana_dashboards.py compares with live processes)."""
+    import importlib
+
+    from prometheus_client import REGISTRY, generate_latest
+
+    for spec in SERVICES:
+        importlib.import_module(f"{spec.module}.servicer")
+    return exported_metric_names(generate_latest(REGISTRY).decode())
+
+
+def test_promql_metric_names_finds_metrics_only():
+    expr = """
+      histogram_quantile(0.95, sum by (job, le) (rate(a_bucket{grpc_type=~"(?i)unary", le!="x_y"}[$__rate_interval])))
+        / ignoring (grpc_code) group_left
+      sum without (instance) (b_total offset 5m) > 1e3 and on (job) c:d:rate5m == bool 0 or vector(0)
+    """
+    assert promql_metric_names(expr) == {"a_bucket", "b_total", "c:d:rate5m"}
+
+
+def test_rules_read_only_metrics_the_services_export(declared_metric_names):
+    assert {"grpc_server_handled_total", "neuromesh_simulation_synaptic_events_total",
+            "neuromesh_segmentation_voxels_total"} <= declared_metric_names
+    known = declared_metric_names | recorded_metric_names() | SCRAPE_SERIES
+    for path in RULES_DIR.glob("*.yml"):
+        for group in load_yaml(path)["groups"]:
+            for rule in group["rules"]:
+                unknown = promql_metric_names(rule["expr"]) - known
+                assert not unknown, f"{path.name} {rule.get('record') or rule.get('alert')}: no such metric {unknown}"
+    # and the check would notice a misspelt one
+    assert promql_metric_names("rate(neuromesh_simulation_synaptic_event_total[5m])") - known
+
+
 PROMTOOL_RULE_TESTS = """
 rule_files:
-  - {rules}
+  - {grpc}
+  - {throughput}
 evaluation_interval: 1m
 tests:
   # Label values as services/common/metrics.py spells them (grpc_type="UNARY", grpc_code="INTERNAL").
@@ -306,10 +433,14 @@ tests:
       - eval_time: 25m
         alertname: NeuroMeshSlowUnaryCalls
         exp_alerts:
-          - exp_labels: {{job: simulation, grpc_service: s, grpc_method: Step, severity: warning}}
+          - exp_labels: {{job: simulation, grpc_type: UNARY, grpc_service: s, grpc_method: Step, severity: warning}}
             exp_annotations:
               summary: "simulation Step: p99 latency 4.975s"
               description: "Unary calls to s/Step took longer than 2.5 s at the 99th percentile for 15 minutes."
+      # 4xx-like codes are the callers' fault: nothing about them fires
+      - eval_time: 25m
+        alertname: NeuroMeshRequestsRefusedAsTooLarge
+        exp_alerts: []
     promql_expr_test:
       - expr: job:grpc_server_server_errors:ratio_rate5m
         eval_time: 25m
@@ -318,15 +449,200 @@ tests:
             value: 0.2
           - labels: 'job:grpc_server_server_errors:ratio_rate5m{{job="reduction"}}'
             value: 0
+      # the ratio by code covers every code, OK included, and sums to 1 per service
+      - expr: job_grpc_code:grpc_server_handled:ratio_rate5m{{job="reduction"}}
+        eval_time: 25m
+        exp_samples:
+          - labels: 'job_grpc_code:grpc_server_handled:ratio_rate5m{{job="reduction",grpc_code="OK"}}'
+            value: 0.8
+          - labels: 'job_grpc_code:grpc_server_handled:ratio_rate5m{{job="reduction",grpc_code="INVALID_ARGUMENT"}}'
+            value: 0.2
+      # percentiles of every call type, labelled by it: the streaming Fit's calls all took over
+      # 2.5 s, the highest finite bound, which histogram_quantile then reports
+      - expr: job_grpc_type_method:grpc_server_handling_seconds:p50_rate5m{{grpc_type="SERVER_STREAM"}}
+        eval_time: 25m
+        exp_samples:
+          - labels: 'job_grpc_type_method:grpc_server_handling_seconds:p50_rate5m{{job="decoding",grpc_type="SERVER_STREAM",grpc_service="s",grpc_method="Fit"}}'
+            value: 2.5
+      - expr: job_grpc_type_method:grpc_server_handling_seconds:p95_rate5m{{grpc_method="Step"}}
+        eval_time: 25m
+        exp_samples:
+          - labels: 'job_grpc_type_method:grpc_server_handling_seconds:p95_rate5m{{job="simulation",grpc_type="UNARY",grpc_service="s",grpc_method="Step"}}'
+            value: 4.875
+
+  # Refused as too large: 20% RESOURCE_EXHAUSTED is not the server's fault, but is worth a note.
+  - interval: 1m
+    input_series:
+      - series: 'grpc_server_handled_total{{job="segmentation",grpc_type="SERVER_STREAM",grpc_service="s",grpc_method="Segment",grpc_code="OK"}}'
+        values: '0+48x30'
+      - series: 'grpc_server_handled_total{{job="segmentation",grpc_type="SERVER_STREAM",grpc_service="s",grpc_method="Segment",grpc_code="RESOURCE_EXHAUSTED"}}'
+        values: '0+12x30'
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: NeuroMeshRequestsRefusedAsTooLarge
+        exp_alerts:
+          - exp_labels: {{job: segmentation, severity: info}}
+            exp_annotations:
+              summary: "segmentation: 20% of RPCs refused RESOURCE_EXHAUSTED"
+              description: "More than 10% of the RPCs of segmentation were refused as too large for 15 minutes: raise NEUROMESH_MAX_INPUT_BYTES and the memory limit, or split the inputs."
+      - eval_time: 25m
+        alertname: NeuroMeshHighServerErrorRate
+        exp_alerts: []
+
+  # A service whose every target disappears (Kubernetes: no ready pod in DNS) has no `up == 0`:
+  # connectomics is scraped for 10 minutes, then not at all; decoding stays.
+  - interval: 1m
+    input_series:
+      - series: 'up{{job="connectomics",instance="10.0.0.7:9155"}}'
+        values: '1x10'
+      - series: 'up{{job="decoding",instance="10.0.0.8:9151"}}'
+        values: '1x30'
+    alert_rule_test:
+      - eval_time: 12m
+        alertname: NeuroMeshServiceVanished
+        exp_alerts: []
+      - eval_time: 22m
+        alertname: NeuroMeshServiceVanished
+        exp_alerts:
+          - exp_labels: {{job: connectomics, severity: critical}}
+            exp_annotations:
+              summary: "connectomics has no target left to scrape"
+              description: "Prometheus scraped connectomics in the last 6 hours and finds no instance of it now: no pod is ready, or its Service selects none."
+
+  # Throughput in base units per second, summed over replicas: two simulation pods deliver 50 and
+  # 150 synaptic events a second; segmentation predicts 10 voxels/s and watershed none.
+  - interval: 1m
+    input_series:
+      - series: 'neuromesh_simulation_synaptic_events_total{{job="simulation",instance="a"}}'
+        values: '0+3000x30'
+      - series: 'neuromesh_simulation_synaptic_events_total{{job="simulation",instance="b"}}'
+        values: '0+9000x30'
+      - series: 'neuromesh_simulation_neuron_steps_total{{job="simulation",instance="a"}}'
+        values: '0+6000x30'
+      - series: 'neuromesh_simulation_runs_in_progress{{job="simulation",instance="a"}}'
+        values: '1x30'
+      - series: 'neuromesh_segmentation_voxels_total{{job="segmentation",instance="a",stage="predict"}}'
+        values: '0+600x30'
+      - series: 'neuromesh_segmentation_voxels_total{{job="segmentation",instance="a",stage="watershed"}}'
+        values: '0x30'
+      - series: 'neuromesh_segmentation_block_duration_seconds_bucket{{job="segmentation",instance="a",stage="predict",le="1"}}'
+        values: '0x30'
+      - series: 'neuromesh_segmentation_block_duration_seconds_bucket{{job="segmentation",instance="a",stage="predict",le="5"}}'
+        values: '0+60x30'
+      - series: 'neuromesh_segmentation_block_duration_seconds_bucket{{job="segmentation",instance="a",stage="predict",le="+Inf"}}'
+        values: '0+60x30'
+      - series: 'neuromesh_segmentation_block_duration_seconds_sum{{job="segmentation",instance="a",stage="predict"}}'
+        values: '0+120x30'
+      - series: 'neuromesh_segmentation_block_duration_seconds_count{{job="segmentation",instance="a",stage="predict"}}'
+        values: '0+60x30'
+      - series: 'neuromesh_segmentation_blocks_in_progress{{job="segmentation",instance="a"}}'
+        values: '1x30'
+      - series: 'neuromesh_connectomics_streamlines_total{{job="connectomics",instance="a"}}'
+        values: '0+1200x30'
+      # stuck: a run in progress whose neuron steps stopped growing; blocks that never finish
+      - series: 'neuromesh_simulation_runs_in_progress{{job="simulation-stuck",instance="a"}}'
+        values: '1x30'
+      - series: 'neuromesh_simulation_neuron_steps_total{{job="simulation-stuck",instance="a"}}'
+        values: '500x30'
+      - series: 'neuromesh_segmentation_blocks_in_progress{{job="segmentation-stuck",instance="a"}}'
+        values: '2x30'
+      - series: 'neuromesh_segmentation_voxels_total{{job="segmentation-stuck",instance="a",stage="predict"}}'
+        values: '4096x30'
+    promql_expr_test:
+      - expr: job:neuromesh_simulation_synaptic_events:rate5m{{job="simulation"}}
+        eval_time: 20m
+        exp_samples:
+          - labels: 'job:neuromesh_simulation_synaptic_events:rate5m{{job="simulation"}}'
+            value: 200
+      - expr: job:neuromesh_simulation_neuron_steps:rate5m{{job="simulation"}}
+        eval_time: 20m
+        exp_samples:
+          - labels: 'job:neuromesh_simulation_neuron_steps:rate5m{{job="simulation"}}'
+            value: 100
+      - expr: job_stage:neuromesh_segmentation_voxels:rate5m{{job="segmentation"}}
+        eval_time: 20m
+        exp_samples:
+          - labels: 'job_stage:neuromesh_segmentation_voxels:rate5m{{job="segmentation",stage="predict"}}'
+            value: 10
+          - labels: 'job_stage:neuromesh_segmentation_voxels:rate5m{{job="segmentation",stage="watershed"}}'
+            value: 0
+      - expr: job_stage:neuromesh_segmentation_block_duration_seconds:mean_rate5m
+        eval_time: 20m
+        exp_samples:
+          - labels: 'job_stage:neuromesh_segmentation_block_duration_seconds:mean_rate5m{{job="segmentation",stage="predict"}}'
+            value: 2
+      - expr: job_stage:neuromesh_segmentation_block_duration_seconds:p95_rate5m
+        eval_time: 20m
+        exp_samples:
+          - labels: 'job_stage:neuromesh_segmentation_block_duration_seconds:p95_rate5m{{job="segmentation",stage="predict"}}'
+            value: 4.8
+      - expr: job:neuromesh_connectomics_streamlines:rate5m
+        eval_time: 20m
+        exp_samples:
+          - labels: 'job:neuromesh_connectomics_streamlines:rate5m{{job="connectomics"}}'
+            value: 20
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: NeuroMeshSimulationStalled
+        exp_alerts:
+          - exp_labels: {{job: simulation-stuck, severity: warning}}
+            exp_annotations:
+              summary: "simulation-stuck: simulations in progress but no neuron step simulated for 20 minutes"
+              description: "simulation-stuck reports runs in progress while neuromesh_simulation_neuron_steps_total has not grown for 20 minutes: a run is stuck."
+      - eval_time: 25m
+        alertname: NeuroMeshSegmentationStalled
+        exp_alerts:
+          - exp_labels: {{job: segmentation-stuck, severity: warning}}
+            exp_annotations:
+              summary: "segmentation-stuck: blocks in progress but no voxel processed for 20 minutes"
+              description: "segmentation-stuck reports blocks in progress while neuromesh_segmentation_voxels_total has not grown for 20 minutes: a block is stuck."
+
+  # Calls started and not finished, per method; a method whose first call still runs has no
+  # handled series at all and counts too.
+  - interval: 1m
+    input_series:
+      - series: 'grpc_server_started_total{{job="simulation",instance="a",grpc_type="SERVER_STREAM",grpc_service="s",grpc_method="Simulate"}}'
+        values: '5x10'
+      - series: 'grpc_server_handled_total{{job="simulation",instance="a",grpc_type="SERVER_STREAM",grpc_service="s",grpc_method="Simulate",grpc_code="OK"}}'
+        values: '2x10'
+      - series: 'grpc_server_handled_total{{job="simulation",instance="a",grpc_type="SERVER_STREAM",grpc_service="s",grpc_method="Simulate",grpc_code="CANCELLED"}}'
+        values: '1x10'
+      - series: 'grpc_server_started_total{{job="segmentation",instance="a",grpc_type="SERVER_STREAM",grpc_service="s",grpc_method="Segment"}}'
+        values: '1x10'
+    promql_expr_test:
+      - expr: job_grpc_method:grpc_server_in_flight:sum
+        eval_time: 5m
+        exp_samples:
+          - labels: 'job_grpc_method:grpc_server_in_flight:sum{{job="simulation",grpc_service="s",grpc_method="Simulate"}}'
+            value: 2
+          - labels: 'job_grpc_method:grpc_server_in_flight:sum{{job="segmentation",grpc_service="s",grpc_method="Segment"}}'
+            value: 1
 """
 
 
+def run_rule_tests(tmp_path: Path, text: str, rules_dir: Path = RULES_DIR) -> subprocess.CompletedProcess:
+    tests = tmp_path / "rules_test.yml"
+    tests.write_text(text.format(grpc=rules_dir / "grpc.yml", throughput=rules_dir / "throughput.yml"))
+    return subprocess.run([promtool(), "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+
+
 def test_promtool_alert_rules_fire_on_synthetic_series(tmp_path):
-    rules = RULES_DIR / "grpc.yml"
-    tests = tmp_path / "grpc_test.yml"
-    tests.write_text(PROMTOOL_RULE_TESTS.format(rules=rules))
-    result = subprocess.run([promtool(), "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+    assert {p.name for p in RULES_DIR.glob("*.yml")} == {"grpc.yml", "throughput.yml"}, \
+        "a new rules file needs its series here"
+    result = run_rule_tests(tmp_path, PROMTOOL_RULE_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_rule_tests_fail_on_a_wrong_rule(tmp_path):
+    # The unit tests test: a throughput rule that forgets to sum over replicas is caught.
+    broken = tmp_path / "rules"
+    broken.mkdir()
+    (broken / "grpc.yml").write_text((RULES_DIR / "grpc.yml").read_text())
+    (broken / "throughput.yml").write_text((RULES_DIR / "throughput.yml").read_text().replace(
+        "sum by (job) (rate(neuromesh_simulation_synaptic_events_total[5m]))",
+        "max by (job) (rate(neuromesh_simulation_synaptic_events_total[5m]))"))
+    result = run_rule_tests(tmp_path, PROMTOOL_RULE_TESTS, broken)
+    assert result.returncode != 0 and "synaptic_events" in result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------------------- Dockerfile
@@ -348,10 +664,17 @@ def parse_dockerfile(text: str) -> list[tuple[str, str]]:
     return instructions
 
 
-def dockerfile_stages() -> tuple[dict[str, str], list[list[tuple[str, str]]]]:
+# Both images: the CPU one every service runs, and the CUDA variant of simulation and segmentation.
+DOCKERFILES = [DOCKERFILE, DOCKERFILE_CUDA]
+# Debian/Ubuntu packages a runtime stage may install: runtime libraries, no compilers. The CUDA
+# image's base has no Python of its own, so it installs the interpreter its venv was made with.
+RUNTIME_PACKAGES = {DOCKERFILE: {"libgomp1"}, DOCKERFILE_CUDA: {"libgomp1", "python3"}}
+
+
+def dockerfile_stages(path: Path = DOCKERFILE) -> tuple[dict[str, str], list[list[tuple[str, str]]]]:
     """The ARG defaults declared before the first FROM, and the instructions of each stage."""
     global_args, stages = {}, []
-    for keyword, args in parse_dockerfile(DOCKERFILE.read_text()):
+    for keyword, args in parse_dockerfile(path.read_text()):
         if keyword == "FROM":
             stages.append([])
         if not stages:
@@ -368,70 +691,133 @@ def base_image(from_args: str, global_args: dict[str, str]) -> str:
     return re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), image)
 
 
-def test_dockerfile_is_multi_stage_with_pinned_bases():
-    global_args, stages = dockerfile_stages()
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_is_multi_stage_with_pinned_bases(path):
+    global_args, stages = dockerfile_stages(path)
     assert len(stages) >= 2, "build and runtime should be separate stages"
-    for stage in stages:
-        image = base_image(stage[0][1], global_args)
+    bases = {base_image(stage[0][1], global_args) for stage in stages}
+    assert len(bases) == 1, f"builder and runtime differ ({bases}): the venv would not find its interpreter"
+    for image in bases:
         assert "$" not in image, f"FROM {image}: an ARG without a default"
         name, _, tag = image.split("@")[0].rpartition(":")
         assert name and tag and tag != "latest", f"FROM {image} is not pinned to a release"
         assert re.search(r"\d", tag), f"FROM {image}: tag {tag} names no version"
-    for keyword, args in parse_dockerfile(DOCKERFILE.read_text()):
+    for keyword, args in parse_dockerfile(path.read_text()):
         assert not re.search(r":latest\b", args), f"{keyword} {args}: uses the moving tag `latest`"
 
 
-def test_dockerfile_runtime_stage_is_non_root_health_checked_and_drains():
-    _, stages = dockerfile_stages()
-    runtime = stages[-1]
+def runtime_problems(path: Path) -> list[str]:
+    """How the runtime stage of a Dockerfile breaks the image conventions (empty when it keeps them)."""
+    _, stages = dockerfile_stages(path)
+    runtime, problems = stages[-1], []
     keywords = [k for k, _ in runtime]
     users = [args for k, args in runtime if k == "USER"]
-    assert users, "the runtime stage runs as root"
-    user = users[-1].split(":")[0]
-    assert user not in ("root", "0"), f"USER {users[-1]} is root"
-
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append("the runtime stage runs as root")
+    elif "CMD" in keywords and keywords.index("USER") > keywords.index("CMD"):
+        problems.append("USER comes after CMD")
     healthchecks = [args for k, args in runtime if k == "HEALTHCHECK"]
-    assert healthchecks and "services.common.healthcheck" in healthchecks[-1]
-    assert ("STOPSIGNAL", "SIGTERM") in runtime
-    assert "EXPOSE" in keywords
-    assert keywords.index("USER") < keywords.index("CMD")
-
-    cmd = [args for k, args in runtime if k == "CMD"][-1]
-    assert "python -m" in cmd and "services.${NEUROMESH_SERVICE}" in cmd
-    assert "exec python" in cmd, "without exec the shell is PID 1 and SIGTERM never reaches Python"
-    assert any(k == "ARG" and args.startswith("NEUROMESH_SERVICE") for k, args in runtime)
-    assert any(k == "COPY" and args.startswith("--from=") for k, args in runtime), \
-        "the runtime stage should take the built environment from the builder"
-
-    # No compilers or pip installs in the image that runs; Debian packages only from a short list
-    # of runtime libraries (the OpenMP runtime of the simulation engine).
+    if not healthchecks or "services.common.healthcheck" not in healthchecks[-1]:
+        problems.append("no gRPC HEALTHCHECK")
+    if ("STOPSIGNAL", "SIGTERM") not in runtime:
+        problems.append("no STOPSIGNAL SIGTERM")
+    if "EXPOSE" not in keywords:
+        problems.append("no EXPOSE")
+    cmds = [args for k, args in runtime if k == "CMD"]
+    if not cmds or "python -m" not in cmds[-1] or "services.${NEUROMESH_SERVICE}" not in cmds[-1]:
+        problems.append("CMD does not start services.${NEUROMESH_SERVICE}")
+    elif "exec python" not in cmds[-1]:
+        problems.append("without exec the shell is PID 1 and SIGTERM never reaches Python")
+    if not any(k == "ARG" and args.startswith("NEUROMESH_SERVICE") for k, args in runtime):
+        problems.append("no NEUROMESH_SERVICE build argument")
+    if not any(k == "COPY" and args.startswith("--from=") for k, args in runtime):
+        problems.append("the runtime stage should take the built environment from the builder")
+    # No compilers or pip installs in the image that runs; packages only from a short list of
+    # runtime libraries.
     runs = " ".join(args for k, args in runtime if k == "RUN")
-    for tool in ("build-essential", "gcc", "g++", "pip install"):
-        assert tool not in runs, f"the runtime stage runs `{tool}`"
+    for tool in ("build-essential", "gcc", "g++", "pip install", "-dev"):
+        if tool in runs:
+            problems.append(f"the runtime stage runs `{tool}`")
     for installed in re.findall(r"apt-get install ((?:-\S+\s+)*)([^&]+)", runs):
-        packages = set(installed[1].replace("\\", " ").split())
-        assert packages <= {"libgomp1"}, f"the runtime stage installs {packages - {'libgomp1'}}"
+        extra = set(installed[1].replace("\\", " ").split()) - RUNTIME_PACKAGES[path]
+        if extra:
+            problems.append(f"the runtime stage installs {extra}")
+    return problems
 
 
-def test_dockerfile_takes_torch_from_the_cpu_index_at_the_project_pin():
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_runtime_stage_is_non_root_health_checked_and_drains(path):
+    assert runtime_problems(path) == []
+
+
+def test_dockerfile_runtime_check_rejects_a_root_image_with_a_compiler(tmp_path):
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(DOCKERFILE.read_text().replace("USER 10001:10001", "USER root")
+                      .replace("--no-install-recommends libgomp1", "--no-install-recommends libgomp1 gcc"))
+    RUNTIME_PACKAGES[broken] = RUNTIME_PACKAGES[DOCKERFILE]
+    problems = " ".join(runtime_problems(broken))
+    assert "root" in problems and "gcc" in problems
+
+
+def pinned_torch() -> str:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     pins = [d for d in pyproject["project"]["dependencies"] if re.match(r"torch\s*==", d)]
     assert len(pins) == 1, "pyproject.toml should pin torch exactly"
-    pinned = pins[0].split("==")[1].strip()
+    return pins[0].split("==")[1].strip()
 
-    _, stages = dockerfile_stages()
-    builder = [i for stage in stages[:-1] for i in stage]
-    torch_version = next(args.split("=", 1)[1] for k, args in builder
-                         if k == "ARG" and args.startswith("TORCH_VERSION="))
-    assert torch_version == pinned, f"Dockerfile installs torch {torch_version}, pyproject pins {pinned}"
+
+def builder_instructions(path: Path) -> list[tuple[str, str]]:
+    _, stages = dockerfile_stages(path)
+    return [i for stage in stages[:-1] for i in stage]
+
+
+def build_arg(path: Path, name: str) -> str:
+    return next(args.split("=", 1)[1] for k, args in builder_instructions(path)
+                if k == "ARG" and args.startswith(f"{name}="))
+
+
+def torch_installed_first(path: Path) -> list[str]:
+    """The RUN lines installing torch, checked to come before the project's install."""
+    builder = builder_instructions(path)
+    assert build_arg(path, "TORCH_VERSION") == pinned_torch(), \
+        f"{path.name} installs torch {build_arg(path, 'TORCH_VERSION')}, pyproject pins {pinned_torch()}"
     torch_installs = [args for k, args in builder if k == "RUN" and "torch==" in args]
     assert torch_installs, "no RUN installs torch explicitly"
-    assert all(f"--index-url {TORCH_CPU_INDEX}" in args for args in torch_installs), \
-        "torch must come from the PyTorch CPU index (PyPI's build pulls CUDA)"
     # torch installed before the project, so the project's `torch==` pin finds it satisfied.
     runs = [args for k, args in builder if k == "RUN"]
     project_install = next(i for i, args in enumerate(runs) if "pip install /wheels" in args)
     assert runs.index(torch_installs[0]) < project_install
+    return torch_installs
+
+
+def test_dockerfile_takes_torch_from_the_cpu_index_at_the_project_pin():
+    torch_installs = torch_installed_first(DOCKERFILE)
+    assert all(f"--index-url {TORCH_CPU_INDEX}" in args for args in torch_installs), \
+        "torch must come from the PyTorch CPU index (PyPI's build pulls CUDA)"
+
+
+def test_cuda_dockerfile_takes_the_cuda_build_matching_its_base():
+    torch_installs = torch_installed_first(DOCKERFILE_CUDA)
+    cuda_tag = build_arg(DOCKERFILE_CUDA, "TORCH_CUDA")
+    assert re.fullmatch(r"cu\d{3,4}", cuda_tag)
+    for args in torch_installs:
+        assert "--index-url https://download.pytorch.org/whl/${TORCH_CUDA}" in args
+        # the local version exists on the PyTorch index only: the extra index cannot swap builds
+        assert '"torch==${TORCH_VERSION}+${TORCH_CUDA}"' in args
+    global_args, stages = dockerfile_stages(DOCKERFILE_CUDA)
+    image = base_image(stages[0][0][1], global_args)
+    assert image.startswith("nvidia/cuda:")
+    major_minor = re.match(r"nvidia/cuda:(\d+)\.(\d+)\.", image).groups()
+    assert cuda_tag == "cu" + "".join(major_minor), f"torch {cuda_tag} on a CUDA {'.'.join(major_minor)} base"
+    # the import check in the builder asserts the CUDA build, not the CPU one
+    assert any("torch.version.cuda" in args and "startswith('" + ".".join(major_minor) + "')" in args
+               for k, args in builder_instructions(DOCKERFILE_CUDA) if k == "RUN")
+    # built for the services that use a GPU, under the tags the Kubernetes gpu component runs
+    for name in ("simulation", "segmentation"):
+        spec = next(s for s in SERVICES if s.name == name)
+        assert (f"--build-arg NEUROMESH_SERVICE={name} --build-arg NEUROMESH_GRPC_PORT={spec.grpc_port} "
+                f"--build-arg NEUROMESH_METRICS_PORT={spec.metrics_port} -t neuromesh/{name}:0.1.0-cuda") in \
+            " ".join(DOCKERFILE_CUDA.read_text().replace("#", " ").replace("\\", " ").split())
 
 
 def dockerignore_patterns() -> list[str]:
@@ -439,9 +825,10 @@ def dockerignore_patterns() -> list[str]:
             if line.strip() and not line.startswith("#")]
 
 
-def test_dockerfile_copies_existing_sources_that_dockerignore_keeps():
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_copies_existing_sources_that_dockerignore_keeps(path):
     ignored = {p.rstrip("/") for p in dockerignore_patterns() if not p.startswith("!")}
-    for keyword, args in parse_dockerfile(DOCKERFILE.read_text()):
+    for keyword, args in parse_dockerfile(path.read_text()):
         if keyword != "COPY" or args.startswith("--from="):
             continue
         *sources, _ = [a for a in args.split() if not a.startswith("--")]
@@ -451,7 +838,7 @@ def test_dockerfile_copies_existing_sources_that_dockerignore_keeps():
                 assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
     # the project's packages all reach the image
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    copied = " ".join(args for k, args in parse_dockerfile(DOCKERFILE.read_text()) if k == "COPY")
+    copied = " ".join(args for k, args in parse_dockerfile(path.read_text()) if k == "COPY")
     for pattern in packages["include"]:
         assert re.search(rf"\b{pattern.rstrip('*')}\b", copied), f"package {pattern} is not copied"
 
