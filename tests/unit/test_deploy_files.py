@@ -163,6 +163,39 @@ def test_prometheus_service_mounts_config_and_rules(compose):
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
 
 
+def test_postgres_job_store_is_pinned_health_checked_and_keeps_its_data(compose):
+    postgres = compose["services"]["postgres"]
+    assert re.fullmatch(r"postgres:\d+\.\d+(-\w+)?", postgres["image"]), "pin a minor release of PostgreSQL"
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    env = environment(postgres)
+    for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):
+        assert env[name].startswith(f"${{{name}"), f"{name} should come from .env"
+    # no default password: compose refuses to start without one in .env
+    assert ":?" in env["POSTGRES_PASSWORD"]
+    # published on loopback only
+    assert all(str(p).startswith("127.0.0.1:") for p in postgres.get("ports", []))
+
+
+def test_grafana_is_provisioned_from_the_repository(compose):
+    grafana = compose["services"]["grafana"]
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", grafana["image"])
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    mounts = dict(str(v).rsplit(":", 1)[0].split(":", 1) for v in grafana["volumes"] if str(v).startswith("./"))
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    # the dashboard provider reads the folder the dashboards are mounted at
+    provider = load_yaml(ROOT / "deploy/grafana/provisioning/dashboards/neuromesh.yml")["providers"][0]
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(provider["options"]["path"] + "/")
+    assert (ROOT / "deploy/grafana/dashboards" / Path(home).name).is_file()
+    # the data source points at the compose Prometheus
+    (source,) = load_yaml(ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml")["datasources"]
+    port = compose["services"]["prometheus"]["ports"][0].rsplit(":", 1)[1]
+    assert source["url"] == f"http://prometheus:{port}" and source["type"] == "prometheus"
+    assert ":?" in environment(grafana)["GF_SECURITY_ADMIN_PASSWORD"], "no default admin password"
+
+
 def container_ports(service: dict) -> set[int]:
     ports = set()
     for entry in service.get("ports", []):
