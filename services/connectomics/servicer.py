@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,13 +56,15 @@ from services.common.store import ArtifactStore
 from services.common.volumes import open_volume
 
 from . import plots
-from .core import graph_measures
+from .core import diffusion, graph_measures
+from .core.dmri import dmri_connectome
+from .core.tractography import TrackingTooLargeError
 from .core.contacts import contact_graph, synapse_graph
 from .core.graph_io import (adjacency_from_edges, edge_table_csv, graphml_bytes, matrix_edge_table,
                             read_edge_table, read_synapse_table)
 from .core.simulated import (functional_connectivity, group_matrix, spike_count_matrix, structural_matrix,
                              structure_function_agreement)
-from .requests import (MeasuresOptions, contact_options, measures_options, simulated_options, tracking_options)
+from .requests import MeasuresOptions, contact_options, measures_options, simulated_options, tracking_options
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +85,26 @@ EDGES = neuromesh_counter("connectomics_edges", "Edges of the graphs built, by k
                           "region, neuron", labelnames=("kind",))
 for _kind in ("contact", "synapse", "region", "neuron"):
     EDGES.labels(kind=_kind)
+
+
+def nifti_bytes(volume: np.ndarray, affine: np.ndarray) -> bytes:
+    """A gzip-compressed NIfTI-1 file of ``volume`` on ``affine`` (what FSL, MRtrix and nibabel read)."""
+    import nibabel
+
+    image = nibabel.Nifti1Image(volume, affine)
+    image.header.set_xyzt_units("mm")
+    return gzip.compress(image.to_bytes(), compresslevel=6, mtime=0)
+
+
+#: words in the dMRI core's messages that tell which request field is wrong
+_DIFFUSION_FIELDS = (("parcellation", "parcellation"), ("bval", "bvals"), ("bvec", "bvecs"), ("affine", "dwi"),
+                     ("mask", "mask"), ("seed", "seed_fa_threshold"), ("dwi", "dwi"), ("step", "step_size_mm"),
+                     ("angle", "max_angle_deg"), ("length", "min_length_mm"))
+
+
+def _diffusion_field(message: str) -> str:
+    lowered = message.lower()
+    return next((field for word, field in _DIFFUSION_FIELDS if word in lowered), "dwi")
 
 
 class GraphTooLarge(ResourceExhausted):
@@ -129,6 +153,16 @@ class ConnectomicsServicer(StoreBackedServicer, connectomics_pb2_grpc.Connectomi
 
         None for a graph without edges (a segmentation whose segments never touch): its measures are
         undefined, and that is no error of the request."""
+        # graph measures are defined without self-loops: streamlines that start and end in one
+        # region (the diagonal of a connectivity matrix) are no edge of the region graph
+        if hasattr(adjacency, "nnz"):
+            adjacency = adjacency.tolil(copy=True)
+            adjacency.setdiag(0)
+            adjacency = adjacency.tocsr()
+            adjacency.eliminate_zeros()
+        else:
+            adjacency = np.array(adjacency, dtype=np.float64)
+            np.fill_diagonal(adjacency, 0.0)
         empty = adjacency.nnz == 0 if hasattr(adjacency, "nnz") else not np.any(adjacency)
         if options.skip or empty:
             return None, {}
@@ -153,6 +187,117 @@ class ConnectomicsServicer(StoreBackedServicer, connectomics_pb2_grpc.Connectomi
         if rich_club:
             message.rich_club.CopyFrom(self._put(f"{prefix}/rich_club.csv", edge_table_csv(rich_club), CSV))
         return message, columns
+
+    # --- DiffusionConnectome
+
+    async def DiffusionConnectome(self, request, context):
+        options = tracking_options(request)
+        resolved = C.DiffusionConnectomeRequest()
+        resolved.CopyFrom(request)
+        names = ["dwi", "bvals", "bvecs", "parcellation"] + (["mask"] if request.mask.key else [])
+        for name in names:
+            getattr(resolved, name).CopyFrom(await self._resolve_object(getattr(request, name), name))
+        prefix = result_prefix("connectomics", "DiffusionConnectome", resolved, SERVICE_VERSION)
+        stored = await self.stored_result(prefix, C.DiffusionConnectomeResult)
+        if stored is not None:
+            yield C.DiffusionConnectomeResponse(result=stored)
+            return
+        data = {name: await asyncio.to_thread(self.store.get_bytes, getattr(resolved, name)) for name in names}
+
+        def work(progress):
+            return self._diffusion(progress, data, options, prefix)
+        outcome = None
+        async with contextlib.aclosing(self._stream(work, lambda p: C.DiffusionConnectomeResponse(progress=p))) \
+                as events:
+            async for event, result in events:
+                if event is not None:
+                    yield event
+                else:
+                    outcome = result
+        yield C.DiffusionConnectomeResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
+
+    def _diffusion(self, progress, data: dict[str, bytes], options, prefix: str) -> C.DiffusionConnectomeResult:
+        """Read the NIfTI and text inputs, run the dMRI core, store the maps, tractogram, matrices, figures."""
+        progress(fraction_done=0.0, stage="load", message="reading the DWI, gradients and parcellation")
+
+        def read(reader, name, **kwargs):
+            try:
+                return reader(data[name], name=name, **kwargs)
+            except ValueError as exc:
+                raise RequestError(str(exc), field=name) from None
+        dwi, affine = read(diffusion.read_nifti, "dwi")
+        bvals, bvecs = read(diffusion.read_bvals, "bvals"), read(diffusion.read_bvecs, "bvecs")
+        parcellation, parcellation_affine = read(diffusion.read_nifti, "parcellation")
+        mask = read(diffusion.read_nifti, "mask")[0] if "mask" in data else None
+        if not np.all(np.isfinite(affine)):
+            raise RequestError("dwi: the affine holds NaN or infinite values", field="dwi")
+        if parcellation.shape[:3] == dwi.shape[:3] and np.all(np.isfinite(parcellation_affine)) and \
+                not np.allclose(parcellation_affine, affine, atol=1e-2):
+            raise RequestError("parcellation: its affine differs from the DWI's: the labels must lie on the DWI's "
+                               "voxel grid (resample them first)", field="parcellation")
+        spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)) if np.all(np.isfinite(affine)) else [1.0]
+        step = options.step_size_mm or float(min(spacing)) / 2
+        started = time.perf_counter()
+
+        def tracked(done, total):
+            progress(fraction_done=0.1 + 0.75 * done / max(total, 1), stage="track",
+                     message=f"{done} of {total} seeds tracked")
+        progress(fraction_done=0.02, stage="fit", message=f"brain mask, DTI and {options.model.upper()} fit")
+        try:
+            result = dmri_connectome(
+                dwi, bvals, bvecs, affine, parcellation, mask=mask, model=options.model, tracking=options.tracking,
+                seeds_per_voxel=options.seeds_per_voxel, step_size_mm=step, max_angle_deg=options.max_angle_deg,
+                fa_threshold=options.stop_fa_threshold, seed_fa_threshold=options.seed_fa_threshold,
+                min_length_mm=options.min_length_mm or 0.0, max_length_mm=options.max_length_mm or 250.0,
+                n_processes=options.processes, seed=options.seed, progress=tracked,
+                shard=(options.shard_index, options.shard_count) if options.shard_count else None)
+        except TrackingTooLargeError as exc:
+            raise ResourceExhausted(str(exc), reason="TRACKING_TOO_LARGE", field="seeds_per_voxel") from None
+        except ValueError as exc:
+            raise RequestError(str(exc), field=_diffusion_field(str(exc))) from None
+        STREAMLINES.inc(result.n_tracked)
+        EDGES.labels(kind="region").inc(int(np.count_nonzero(np.triu(result.matrices["count"], 1))))
+        tracking_s = result.seconds.get("tracking", time.perf_counter() - started)
+
+        progress(fraction_done=0.86, stage="store", message="storing maps and streamlines")
+        out = C.DiffusionConnectomeResult(
+            n_seeds=result.n_seeds, n_streamlines=result.n_tracked, n_filtered=result.n_too_short + result.n_too_long,
+            n_connecting=result.n_connecting, tracking_seconds=tracking_s,
+            streamlines_per_second=result.n_tracked / tracking_s if tracking_s > 0 else 0.0)
+        for name, volume, dtype in (("fa", result.fa, np.float32), ("md", result.md, np.float32),
+                                    ("mask", result.mask, np.uint8)):
+            getattr(out, name).CopyFrom(self._put(f"{prefix}/{name}.nii.gz", nifti_bytes(volume.astype(dtype),
+                                                                                         result.affine), NIFTI))
+        out.streamlines_trk.CopyFrom(self._put(f"{prefix}/streamlines.trk", result.save_streamlines(format="trk"), TRK))
+        out.streamlines_tck.CopyFrom(self._put(f"{prefix}/streamlines.tck", result.save_streamlines(format="tck"), TCK))
+        labels = result.labels.astype(np.int64)
+        out.region_labels.CopyFrom(self.store.put_array(f"{prefix}/region_labels", labels, if_exists="return_existing"))
+        out.region_volumes.CopyFrom(self.store.put_array(f"{prefix}/region_volumes",
+                                                         result.region_volumes_mm3.astype(np.float64),
+                                                         if_exists="return_existing"))
+        for name in ("count", "volume", "length"):
+            matrix = np.asarray(result.matrices[name], dtype=np.float64)
+            entry = out.matrices.add(normalization=name)
+            entry.matrix.CopyFrom(self.store.put_array(f"{prefix}/matrix_{name}", matrix, if_exists="return_existing"))
+            entry.edge_table.CopyFrom(self._put(f"{prefix}/edges_{name}.csv", edge_table_csv(
+                matrix_edge_table(matrix, labels, directed=False)), CSV))
+        volume_matrix = np.asarray(result.matrices["volume"], dtype=np.float64)
+        nodes = {"id": labels, "volume_mm3": result.region_volumes_mm3.astype(np.float64)}
+        out.graphml.CopyFrom(self._put(f"{prefix}/connectome.graphml", graphml_bytes(
+            matrix_edge_table(volume_matrix, labels, directed=False), directed=False, nodes=nodes), GRAPHML))
+        out.heatmap.CopyFrom(self._put(f"{prefix}/connectivity.png", plots.heatmaps_figure(
+            {name: result.matrices[name] for name in ("count", "volume", "length")}, labels=labels.tolist(),
+            title=f"{result.n_connecting} of {result.n_tracked} streamlines join two regions "
+                  f"({result.model.upper()}, {result.tracking})"), PNG))
+        out.fa_figure.CopyFrom(self._put(f"{prefix}/fa.png", plots.fa_figure(
+            result.fa, result.mask, title=f"FA, brain mask outlined; {result.n_seeds} seeds"), PNG))
+        progress(fraction_done=0.92, stage="measures", message="graph measures of the volume-normalised matrix")
+        measures, _ = self._measures(volume_matrix, node_ids=labels, directed=False, options=options.measures,
+                                     prefix=f"{prefix}/measures", where="measures")
+        if measures is not None:
+            out.measures.CopyFrom(measures)
+        progress(fraction_done=1.0, stage="store", message="stored")
+        return out
 
     # --- ContactGraph
 

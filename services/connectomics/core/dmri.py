@@ -138,7 +138,7 @@ def dmri_connectome(dwi, bvals, bvecs, affine, parcellation, *, mask=None, seed_
                     b0_threshold: float = diffusion.B0_THRESHOLD, representation: str = "auto",
                     pmf_memory_limit: int = tractography.PMF_MEMORY_LIMIT, batch_size: int | None = None,
                     max_steps: int = tractography.MAX_STEPS, max_memory_bytes: int = tractography.MAX_MEMORY_BYTES,
-                    start_method: str = "spawn") -> DmriConnectome:
+                    start_method: str = "spawn", shard: tuple[int, int] | None = None) -> DmriConnectome:
     """Structural connectome of a diffusion-weighted image over a parcellation (see the module docstring).
 
     Parameters
@@ -178,6 +178,10 @@ def dmri_connectome(dwi, bvals, bvecs, affine, parcellation, *, mask=None, seed_
         ``progress(done_seeds, total_seeds)`` during tracking (first call ``(0, total)``); raise to cancel.
     b0_threshold, representation, pmf_memory_limit, batch_size, max_steps, max_memory_bytes, start_method :
         See :mod:`.diffusion` and :func:`.tractography.track`.
+    shard : (index, count), optional
+        Track only seeds ``index, index + count, ...`` of the seeds drawn: ``count`` calls (on as many
+        replicas) with ``index`` 0 .. count - 1 share the seeds out, and with deterministic tracking
+        their count matrices sum to the unsharded one exactly.
 
     Returns
     -------
@@ -244,6 +248,14 @@ def dmri_connectome(dwi, bvals, bvecs, affine, parcellation, *, mask=None, seed_
         if not seeding.any():
             raise ValueError("no seeds: the seed mask does not overlap the brain mask")
     seeds = tractography.seeds_from_mask(seeding, affine, seeds_per_voxel=seeds_per_voxel, seed=seed)
+    if shard is not None:
+        index = tractography._check_int("shard index", shard[0], 0)
+        count = tractography._check_int("shard count", shard[1], 1)
+        if index >= count:
+            raise ValueError(f"shard index {index} must be below the shard count {count}")
+        if index >= len(seeds):
+            raise ValueError(f"shard {index} of {count} holds no seed ({len(seeds)} seeds in all): use fewer shards")
+        seeds = seeds[index::count]
     n_sh = (order + 1) * (order + 2) // 2 if order else (_DTI_SH_ORDER + 1) * (_DTI_SH_ORDER + 2) // 2
     kind = tractography._choose(representation, shape, pmf_memory_limit)
     width = len(tractography._sphere().vertices) if kind == "pmf" else n_sh
@@ -287,7 +299,7 @@ def dmri_connectome(dwi, bvals, bvecs, affine, parcellation, *, mask=None, seed_
                       pmf_threshold=float(pmf_threshold), sh_order_max=order, min_length_mm=float(min_length_mm),
                       max_length_mm=float(max_length_mm), n_processes=n_processes, seed=seed,
                       b0_threshold=float(b0_threshold), representation=kind, batch_size=result.batch_size,
-                      mask_given=mask_given, seed_mask_given=seed_mask_given)
+                      mask_given=mask_given, seed_mask_given=seed_mask_given, shard=shard)
     return DmriConnectome(
         fa=dti.fa, md=dti.md, mask=mask, seed_mask=seeding, streamlines=result.streamlines, labels=conn.labels,
         matrices=conn.matrices, mean_length_mm=conn.mean_length_mm, region_volumes_voxels=conn.region_volumes_voxels,

@@ -82,6 +82,17 @@ def test_pipeline_does_not_depend_on_the_process_count(ph):
         np.testing.assert_array_equal(one.matrices[name], two.matrices[name])
 
 
+def test_deterministic_shards_sum_to_the_whole(ph):
+    """Seeds shared out over three calls (three replicas, say): their count matrices add up exactly."""
+    kwargs = dict(model="csa", tracking="deterministic", min_length_mm=10, seed=2)
+    whole = _run(ph, **kwargs)
+    shards = [_run(ph, shard=(i, 3), **kwargs) for i in range(3)]
+    assert sum(s.n_seeds for s in shards) == whole.n_seeds
+    np.testing.assert_array_equal(sum(s.matrices["count"] for s in shards), whole.matrices["count"])
+    with pytest.raises(ValueError, match="below the shard count"):
+        _run(ph, shard=(3, 3), **kwargs)
+
+
 def _workers():
     """Live child processes of this one, multiprocessing's shared resource tracker aside."""
     me, out = os.getpid(), []
