@@ -62,7 +62,7 @@ from .core.tractography import TrackingTooLargeError
 from .core.contacts import contact_graph, synapse_graph
 from .core.graph_io import (adjacency_from_edges, edge_table_csv, graphml_bytes, matrix_edge_table,
                             read_edge_table, read_synapse_table)
-from .core.simulated import (functional_connectivity, group_matrix, spike_count_matrix, structural_matrix,
+from .core.simulated import (MAX_DENSE_NEURONS, functional_connectivity, group_matrix, spike_count_matrix, structural_matrix,
                              structure_function_agreement)
 from .requests import MeasuresOptions, contact_options, measures_options, simulated_options, tracking_options
 
@@ -432,7 +432,6 @@ class ConnectomicsServicer(StoreBackedServicer, connectomics_pb2_grpc.Connectomi
         if last > n_total:
             raise RequestError(f"last_neuron {last} is beyond the network's {n_total} neurons", field="last_neuron")
         n = last - first
-        from .core.simulated import MAX_DENSE_NEURONS
         if n > MAX_DENSE_NEURONS:
             raise RequestError(f"the network has {n} neurons, more than the {MAX_DENSE_NEURONS} a dense correlation "
                                f"matrix is made for: choose a range with first_neuron and last_neuron",

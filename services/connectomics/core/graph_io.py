@@ -211,7 +211,7 @@ def read_synapse_table(data: bytes, *, max_bytes: int = MAX_TABLE_BYTES) -> dict
 
     Example
     -------
-    >>> t = read_synapse_table(b"pre,post,z,y,x\n4,7,1,2,3\n")
+    >>> t = read_synapse_table(b"pre,post,z,y,x\\n4,7,1,2,3\\n")
     >>> t["pre"].tolist(), t["post"].tolist(), t["positions"].tolist()
     ([4], [7], [[1.0, 2.0, 3.0]])
     """
