@@ -29,15 +29,45 @@ from typing import AsyncIterator
 
 import threadpoolctl
 
-__all__ = ["ComputeLimiter", "available_cores"]
+__all__ = ["ComputeLimiter", "available_cores", "cgroup_cpu_limit"]
+
+
+def cgroup_cpu_limit(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
+    """The CPU quota of this process's cgroup (v2) in cores, or None when it has none.
+
+    A Kubernetes CPU limit (or ``docker run --cpus``) is a quota, not an affinity: the process
+    still sees every core of the node, but gets only ``quota / period`` of them.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "cpu.max"
+    >>> _ = f.write_text("150000 100000"); cgroup_cpu_limit(str(f))
+    1.5
+    >>> _ = f.write_text("max 100000"); cgroup_cpu_limit(str(f)) is None
+    True
+    """
+    try:
+        quota, period = open(path).read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers' cpusets narrow)."""
+    """Cores this process may use: its CPU affinity (which cpusets narrow), capped by its cgroup's
+    CPU quota (a container's CPU limit), at least 1."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        cores = min(cores, max(1, int(limit)))    # 1.5 cores of quota compute one request at a time
+    return cores
 
 
 class ComputeLimiter:

@@ -345,6 +345,39 @@ def _observed_stream_response(behavior: Callable[..., Any], full_method: str, gr
     return handle
 
 
+def grpc_type_of(method) -> str:
+    """The ``grpc_type`` label of a method descriptor (UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI_STREAM)."""
+    if method.client_streaming and method.server_streaming:
+        return "BIDI_STREAM"
+    if method.client_streaming:
+        return "CLIENT_STREAM"
+    return "SERVER_STREAM" if method.server_streaming else "UNARY"
+
+
+def declare_service_series(service_full_name: str) -> int:
+    """Create the ``grpc_server_*`` series of every method of a service at 0, before any call.
+
+    A labelled series otherwise appears with its first call, already at 1, and ``rate()`` sees no
+    increase until the second: the first simulation of a fresh replica would be invisible to its
+    dashboards and autoscalers. Returns how many methods were declared.
+
+    >>> from neuromesh.common.v1 import service_info_pb2
+    >>> declare_service_series("neuromesh.common.v1.ServiceInfoService")
+    1
+    """
+    from google.protobuf import descriptor_pool
+
+    service = descriptor_pool.Default().FindServiceByName(service_full_name)
+    for method in service.methods:
+        labels = dict(grpc_type=grpc_type_of(method), grpc_service=service_full_name, grpc_method=method.name)
+        SERVER_STARTED.labels(**labels)
+        SERVER_HANDLED.labels(**labels, grpc_code="OK")
+        SERVER_HANDLING_SECONDS.labels(**labels)
+        SERVER_MSG_SENT.labels(**labels)
+        SERVER_MSG_RECEIVED.labels(**labels)
+    return len(service.methods)
+
+
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every RPC handler of a ``grpc.aio`` server to measure it and answer its errors.
 

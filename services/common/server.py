@@ -48,14 +48,19 @@ from grpc_reflection.v1alpha import reflection
 from neuromesh.common.v1 import service_info_pb2, service_info_pb2_grpc
 
 from services.common.logs import configure_logging
-from services.common.metrics import MetricsHTTPServer, MetricsInterceptor, start_metrics_http_server
+from services.common.metrics import (MetricsHTTPServer, MetricsInterceptor, declare_service_series,
+                                     start_metrics_http_server)
 from services.common.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger(__name__)
 
 # grpc sets SO_REUSEPORT on Linux by default, so a second server on a taken port would bind
 # without error and the two would share its calls. A taken port must fail at start instead.
-_SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
+# Clients keep one connection per channel and never re-resolve DNS while it lives, so replicas an
+# autoscaler adds would get no traffic: closing connections after a few minutes (GOAWAY, then new
+# calls reconnect and re-resolve) spreads load onto them. Calls in flight are not cut: the grace
+# period after GOAWAY is unbounded by default, which long simulations need.
+_SERVER_OPTIONS = (("grpc.so_reuseport", 0), ("grpc.max_connection_age_ms", 5 * 60 * 1000))
 SERVICE_INFO_NAME = service_info_pb2.DESCRIPTOR.services_by_name["ServiceInfoService"].full_name
 
 
@@ -173,6 +178,7 @@ async def start_server(service: ServiceDefinition, settings: Settings) -> Runnin
                  ("grpc.max_send_message_length", settings.max_message_bytes)],
     )
     service.add_to_server(service.servicer, server)
+    declare_service_series(service.service_full_name)
     service_info_pb2_grpc.add_ServiceInfoServiceServicer_to_server(_ServiceInfo(service), server)
 
     health_servicer = health.aio.HealthServicer()

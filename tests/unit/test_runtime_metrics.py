@@ -294,3 +294,17 @@ def test_metrics_endpoint_on_port_zero_reports_its_port_and_releases_it():
         endpoint.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", endpoint.port), timeout=5).close()
+
+
+def test_every_method_of_a_service_has_its_series_at_zero_before_any_call():
+    from prometheus_client import REGISTRY
+
+    from neuromesh.segmentation.v1 import segmentation_pb2  # noqa: F401  (registers the descriptor)
+    from services.common.metrics import declare_service_series
+
+    name = "neuromesh.segmentation.v1.SegmentationService"
+    assert declare_service_series(name) == 3
+    for method, kind in (("Segment", "SERVER_STREAM"), ("Score", "UNARY"), ("TrainBoundaryModel", "SERVER_STREAM")):
+        labels = {"grpc_type": kind, "grpc_service": name, "grpc_method": method}
+        assert REGISTRY.get_sample_value("grpc_server_started_total", labels) is not None
+        assert REGISTRY.get_sample_value("grpc_server_handled_total", {**labels, "grpc_code": "OK"}) is not None
