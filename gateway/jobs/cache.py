@@ -2,6 +2,9 @@
 
 A step's cache key is the SHA-256 of the canonical JSON of
 
+- the tenant whose job the step belongs to: the cache is tenant-scoped, so a tenant is never
+  handed references to artifacts another tenant's step produced (equal work of two tenants is
+  computed for each; a service may still answer it from its own content-addressed store),
 - the service, the method and the *version* of the service that would run it (a new release
   of an algorithm must not reuse results of the old one),
 - the parameters,
@@ -19,12 +22,14 @@ the jobs, so recording a step's outputs and its cache entry is one transaction.
 Example
 -------
 >>> digest = "0" * 64
->>> a = step_cache_key(service="reduction", method="FitPCA", service_version="1.4.0",
+>>> a = step_cache_key(tenant="lab-a", service="reduction", method="FitPCA", service_version="1.4.0",
 ...                    params={"n_components": 8}, input_digests={"counts": digest})
->>> b = step_cache_key(service="reduction", method="FitPCA", service_version="1.4.0",
+>>> b = step_cache_key(tenant="lab-a", service="reduction", method="FitPCA", service_version="1.4.0",
 ...                    params={"n_components": 9}, input_digests={"counts": digest})
->>> len(a), a == b
-(64, False)
+>>> c = step_cache_key(tenant="lab-b", service="reduction", method="FitPCA", service_version="1.4.0",
+...                    params={"n_components": 8}, input_digests={"counts": digest})
+>>> len(a), a == b, a == c
+(64, False, False)
 """
 
 from __future__ import annotations
@@ -42,16 +47,18 @@ from gateway.jobs.digests import sha256_of_json
 from gateway.jobs.schema import step_cache
 from gateway.jobs.spec import ArtifactRef
 
-CACHE_KEY_SCHEME = 1
+CACHE_KEY_SCHEME = 2
 """Part of every key: raising it when the recipe above changes retires all older entries."""
 
 
-def step_cache_key(*, service: str, method: str, service_version: str, params: Mapping[str, Any],
+def step_cache_key(*, tenant: str, service: str, method: str, service_version: str, params: Mapping[str, Any],
                    input_digests: Mapping[str, str]) -> str:
     """The cache key of one step: hex SHA-256 over canonical JSON of what determines its outputs.
 
     Parameters
     ----------
+    tenant : str
+        The tenant of the step's job: entries are never shared between tenants.
     service, method : str
         What is called.
     service_version : str
@@ -63,7 +70,9 @@ def step_cache_key(*, service: str, method: str, service_version: str, params: M
     """
     if not service_version:
         raise ValueError("a cache key needs the service's version; an empty one would mix releases")
-    return sha256_of_json({"scheme": CACHE_KEY_SCHEME, "service": service, "method": method,
+    if not tenant:
+        raise ValueError("a cache key needs the tenant; the step cache is never shared between tenants")
+    return sha256_of_json({"scheme": CACHE_KEY_SCHEME, "tenant": tenant, "service": service, "method": method,
                            "service_version": service_version, "params": dict(params),
                            "inputs": dict(input_digests)})
 

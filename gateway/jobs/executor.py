@@ -44,12 +44,12 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from gateway.jobs.errors import StepError
-from gateway.jobs.spec import NAME_PATTERN, ArtifactRef, StepSpec
+from gateway.jobs.spec import FIELD_PATH_PATTERN, MAX_FIELD_PATH_LENGTH, ArtifactRef, StepSpec
 
 ProgressCallback = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``: report how far the step is."""
 
-_OUTPUT_NAME = re.compile(NAME_PATTERN)
+_OUTPUT_NAME = re.compile(FIELD_PATH_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ def validate_outputs(outputs: Any) -> dict[str, ArtifactRef]:
         raise StepError("INTERNAL", f"the executor returned {type(outputs).__name__}, not a mapping of outputs")
     checked: dict[str, ArtifactRef] = {}
     for name, ref in outputs.items():
-        if not isinstance(name, str) or not _OUTPUT_NAME.match(name):
-            raise StepError("INTERNAL", f"output name {name!r} does not match {NAME_PATTERN}")
+        if not isinstance(name, str) or not _OUTPUT_NAME.match(name) or len(name) > MAX_FIELD_PATH_LENGTH:
+            raise StepError("INTERNAL", f"output name {name!r} does not match {FIELD_PATH_PATTERN} "
+                                        f"(at most {MAX_FIELD_PATH_LENGTH} characters)")
         try:
             checked[name] = ref if isinstance(ref, ArtifactRef) else ArtifactRef.model_validate(ref)
         except ValidationError as exc:

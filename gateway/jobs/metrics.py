@@ -11,7 +11,13 @@ metric                                         type       labels
 ``neuromesh_gateway_step_duration_seconds``    histogram  ``service``, ``outcome``: one execution
 ``neuromesh_gateway_steps_reused_total``       counter    ``service``: steps completed from the cache
 ``neuromesh_gateway_step_retries_total``       counter    ``service``, ``code``: executions retried
+``neuromesh_gateway_call_failovers_total``     counter    ``service``: calls moved to another replica
+``neuromesh_gateway_http_requests_total``      counter    ``method``, ``route``, ``status``
+``neuromesh_gateway_http_request_duration_seconds`` hist  ``method``, ``route``: to the last byte
 =============================================  =========  ===========================================
+
+HTTP routes are the route templates (``/v1/jobs/{job_id}``), never the paths, so ids do not
+make series.
 
 The two store-wide gauges are read from the database, so every replica reports the same value:
 aggregate them across replicas with ``max``, not ``sum``. The counters and the histogram count
@@ -62,6 +68,15 @@ class GatewayMetrics:
                                               "Step executions that failed with a retryable code and were retried.",
                                               ["service", "code"])
 
+        self.call_failovers = neuromesh_counter(PREFIX + "call_failovers",
+                                                "Service calls re-issued on another replica after UNAVAILABLE.",
+                                                ["service"])
+        self.http_requests = neuromesh_counter(PREFIX + "http_requests", "HTTP requests answered, by route and "
+                                               "status code.", ["method", "route", "status"])
+        self.http_duration = neuromesh_histogram(PREFIX + "http_request_duration_seconds",
+                                                 "Time from an HTTP request to the last byte of its answer.",
+                                                 ["method", "route"], buckets=HANDLING_SECONDS_BUCKETS)
+
     def job_submitted(self) -> None:
         self.jobs_submitted.inc()
 
@@ -77,6 +92,13 @@ class GatewayMetrics:
 
     def step_retried(self, service: str, code: str) -> None:
         self.step_retries.labels(service=service, code=code).inc()
+
+    def call_failover(self, service: str) -> None:
+        self.call_failovers.labels(service=service).inc()
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(method=method, route=route, status=str(status)).inc()
+        self.http_duration.labels(method=method, route=route).observe(seconds)
 
     def refresh_from_store(self, store: "JobStore") -> None:
         """Read the store-wide gauges (jobs by state, queue depth) from the database."""

@@ -438,8 +438,9 @@ class JobRunner:
             executed = False
             try:
                 version = await self._until_cancelled(run, self.executor.service_version(step.service))
-                cache_key = step_cache_key(service=step.service, method=step.method, service_version=version,
-                                           params=step.params, input_digests=input_digests(resolved))
+                cache_key = step_cache_key(tenant=claim.tenant, service=step.service, method=step.method,
+                                           service_version=version, params=step.params,
+                                           input_digests=input_digests(resolved))
                 cached = await self._call(self.store.cached_outputs, cache_key)
                 if cached is not None:
                     return _Result("succeeded", outputs=cached.outputs, cache_key=cache_key,

@@ -1,6 +1,7 @@
 """The tables of the job store, defined once with SQLAlchemy Core for SQLite and PostgreSQL.
 
-Four tables:
+Five tables (four of the job engine, and the gateway's uploads, which live in the same database so
+that one URL configures a gateway):
 
 ``jobs``
     One row per submitted job: tenant, optional idempotency key (unique per tenant), state,
@@ -14,6 +15,10 @@ Four tables:
     succeeded" is one ``NOT EXISTS`` in the claim query rather than JSON parsed per row.
 ``step_cache``
     Outputs by cache key (:mod:`gateway.jobs.cache`), with the service version that made them.
+``uploads``
+    Artifact uploads in flight through presigned URLs (:mod:`gateway.artifacts.uploads`): the
+    tenant, the key the artifact will have, where the client's bytes land first, the state, and
+    once completed the stored artifact's reference with its sha256.
 
 The database holds references only; artifacts stay in the object store. States are stored as
 short strings checked by a constraint listing :mod:`gateway.jobs.states`, rather than a native
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey,
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey,
                         ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, Uuid)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -145,4 +150,29 @@ step_cache = Table(
     Column("service_version", String(128), nullable=False),
     Column("outputs", JSONDocument, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+UPLOAD_STATES = ("pending", "completing", "completed", "failed", "expired")
+
+uploads = Table(
+    "uploads", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("key", String(1024), nullable=False, doc="the artifact's key in the bucket (tenant prefix included)"),
+    Column("staging_key", String(1024), nullable=False, doc="where the presigned PUT puts the bytes"),
+    Column("kind", String(16), nullable=False, doc="'object' (kept as uploaded) or 'array' (.npy to Zarr v3)"),
+    Column("media_type", String(255), nullable=False),
+    Column("declared_sha256", String(64), nullable=True, doc="the digest the client announced, checked on completion"),
+    Column("declared_size", BigInteger, nullable=True, doc="bytes the client announced; checked on completion"),
+    Column("state", String(16), nullable=False),
+    Column("artifact", JSONDocument, nullable=True, doc="the stored artifact's reference, once completed"),
+    Column("error_message", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, doc="the presigned URL stops working then"),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in UPLOAD_STATES) + ")", name="state_known"),
+    CheckConstraint("kind IN ('object', 'array')", name="kind_known"),
+    Index(None, "tenant", "created_at"),
+    Index(None, "state", "expires_at"),
 )

@@ -40,6 +40,8 @@ class JobSettings(BaseSettings):
     max_attempts: int = Field(5, ge=1, le=100, description="executions of a step in all, retries included")
     initial_backoff_s: float = Field(1.0, ge=0, description="delay before the first retry")
     max_backoff_s: float = Field(60.0, ge=0, description="longest delay between retries")
+    progress_interval_s: float = Field(1.0, gt=0, le=60, description="a running step's progress is written at "
+                                       "most this often")
     cancel_grace_s: float = Field(10.0, ge=0, description="time a step has to stop after a cancel")
     drain_s: float = Field(10.0, ge=0, description="time running steps may finish when the gateway stops")
     max_steps_per_job: int = Field(MAX_STEPS_PER_JOB, ge=1, le=100_000)

@@ -41,7 +41,11 @@ from gateway.jobs.digests import canonical_json, sha256_of_json
 from gateway.jobs.errors import JobSpecError
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
-"""Step ids, input and output names and service names: lowercase, start with a letter, <= 63 chars."""
+"""Step ids and service names: lowercase, start with a letter, <= 63 chars."""
+FIELD_PATH_PATTERN = r"^[a-z][a-z0-9_-]{0,62}(\.([a-z][a-z0-9_-]{0,62}|[0-9]{1,6}))*$"
+"""Input and output names: a name, or a dotted path of a message field as the gRPC executor uses them
+(``"raw.ref"``, ``"segmentations.0.labels"``: field names, and indices into repeated fields)."""
+MAX_FIELD_PATH_LENGTH = 255
 METHOD_PATTERN = r"^[A-Z][A-Za-z0-9]{0,127}$"
 """gRPC method names, as in the protos: ``FitPCA``, ``Simulate``."""
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -53,6 +57,7 @@ MAX_PARAMS_BYTES = 64 * 1024
 """Parameters are small JSON; bulk data goes to the object store and is passed by reference."""
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+FieldPath = Annotated[str, Field(pattern=FIELD_PATH_PATTERN, max_length=MAX_FIELD_PATH_LENGTH)]
 
 
 class ArtifactRef(BaseModel):
@@ -86,7 +91,7 @@ class StepOutputInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     step: Name
-    output: Name
+    output: FieldPath
 
 
 def _input_kind(value: Any) -> str | None:
@@ -116,7 +121,7 @@ class StepSpec(BaseModel):
     service: Name = Field(description="the service that runs the step, e.g. 'reduction'")
     method: str = Field(pattern=METHOD_PATTERN, description="the RPC, e.g. 'FitPCA'")
     params: dict[str, JsonValue] = Field(default_factory=dict)
-    inputs: dict[Name, StepInput] = Field(default_factory=dict)
+    inputs: dict[FieldPath, StepInput] = Field(default_factory=dict)
 
     @field_validator("params")
     @classmethod

@@ -56,7 +56,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.jobs import claims, dag
@@ -473,6 +473,18 @@ class JobStore:
         counts = dict.fromkeys(JobState, 0)
         counts.update({JobState(state): n for state, n in rows})
         return counts
+
+    def job_progress(self, job_ids: Sequence[UUID]) -> dict[UUID, float]:
+        """The fraction of each job's work done, in [0, 1]: succeeded steps count 1, running ones their
+        reported progress, the others 0; averaged over the job's steps (for listings and progress bars)."""
+        if not job_ids:
+            return {}
+        done = case((steps.c.state == StepState.SUCCEEDED.value, 1.0),
+                    (steps.c.state == StepState.RUNNING.value, func.coalesce(steps.c.progress, 0.0)), else_=0.0)
+        with self.database.read() as conn:
+            rows = conn.execute(select(steps.c.job_id, func.sum(done), func.count())
+                                .where(steps.c.job_id.in_(list(job_ids))).group_by(steps.c.job_id)).all()
+        return {job_id: min(1.0, float(total) / n) if n else 0.0 for job_id, total, n in rows}
 
     def job_states(self, job_ids: Sequence[UUID]) -> dict[UUID, JobState]:
         """The states of the given jobs, whatever their tenant (for the runner, not for callers)."""

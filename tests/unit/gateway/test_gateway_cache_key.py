@@ -9,7 +9,7 @@ from gateway.jobs.digests import canonical_json
 from gateway.jobs.spec import ArtifactRef
 
 D1, D2 = "1" * 64, "2" * 64
-BASE = dict(service="reduction", method="FitPCA", service_version="1.0.0",
+BASE = dict(tenant="lab-a", service="reduction", method="FitPCA", service_version="1.0.0",
             params={"n_components": 8, "whiten": False}, input_digests={"counts": D1})
 
 
@@ -30,6 +30,7 @@ def test_key_is_a_sha256_and_deterministic():
     {"service_version": "1.0.1"},
     {"method": "FitFactorAnalysis"},
     {"service": "decoding"},
+    {"tenant": "lab-b"},                        # the cache is tenant-scoped
 ])
 def test_anything_that_changes_the_result_changes_the_key(change):
     assert key(**change) != key()
@@ -44,5 +45,7 @@ def test_the_key_of_an_artifact_is_its_digest_not_its_location():
 def test_a_version_is_required_and_json_must_be_finite():
     with pytest.raises(ValueError, match="version"):
         key(service_version="")
+    with pytest.raises(ValueError, match="tenant"):
+        key(tenant="")
     with pytest.raises(ValueError, match="NaN"):
         canonical_json({"x": float("inf")})

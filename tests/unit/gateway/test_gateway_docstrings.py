@@ -10,7 +10,10 @@ import pytest
 MODULES = ["gateway.jobs.digests", "gateway.jobs.dag", "gateway.jobs.spec", "gateway.jobs.states",
            "gateway.jobs.errors", "gateway.jobs.retry", "gateway.jobs.cache", "gateway.jobs.executor",
            "gateway.jobs.metrics", "gateway.jobs.settings", "gateway.jobs.database", "gateway.jobs.store",
-           "gateway.jobs.runner"]
+           "gateway.jobs.runner",
+           "gateway.settings", "gateway.auth", "gateway.artifacts.keys", "gateway.artifacts.uploads",
+           "gateway.calls.methods", "gateway.api.models", "gateway.api.errors", "gateway.api.events",
+           "gateway.api.middleware", "gateway.api.submission", "gateway.api.views"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -141,6 +141,23 @@ def test_an_identical_second_job_is_completed_from_the_cache(store, runners):
     assert {s.step_id: s.cache_key for s in again.steps} == {s.step_id: s.cache_key for s in before.steps}
 
 
+def test_the_cache_is_tenant_scoped(store, runners):
+    """Another tenant's identical job is computed again: a tenant never gets another's artifact refs."""
+    job_steps = (artifact_step("pca", n_components=8), uses("proj", "pca"))
+    run_jobs(runners(store, ScriptedExecutor()), store.submit(spec(*job_steps, tenant="lab-a")).job.id)
+
+    other = ScriptedExecutor()
+    job_b = store.submit(spec(*job_steps, tenant="lab-b")).job
+    assert run_jobs(runners(store, other), job_b.id) == {job_b.id: JobState.SUCCEEDED}
+    assert sorted(sid for _, sid, _ in other.calls) == ["pca", "proj"]
+    assert store.get_job("lab-b", job_b.id).reused_steps == 0
+
+    same_tenant = ScriptedExecutor()
+    again = store.submit(spec(*job_steps, tenant="lab-b")).job
+    run_jobs(runners(store, same_tenant), again.id)
+    assert same_tenant.calls == [] and store.get_job("lab-b", again.id).reused_steps == 2
+
+
 def test_a_change_of_params_input_digest_or_version_reruns_what_it_affects(store, runners):
     run_jobs(runners(store, ScriptedExecutor()),
              store.submit(spec(artifact_step("pca", n_components=8), uses("proj", "pca", scale=1))).job.id)
