@@ -24,6 +24,7 @@ TINY_RUNS = {
                            "--lorenz-trials", "20", "--lorenz-time", "10", "--lorenz-neurons", "12", "--lfads-epochs", "1"],
     "segmentation_bench.py": ["--tiny"],
     "simulation_bench.py": ["--tiny"],
+    "connectomics_bench.py": ["--tiny"],
 }
 
 
