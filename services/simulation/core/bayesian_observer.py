@@ -378,8 +378,10 @@ class ObserverFit:
         The unconstrained estimate ``(mu0, log s0, log s[, logit lapse])`` and the inverse of
         the observed information there (NaN where the Hessian is not positive definite).
     hessian_positive_definite : bool
-        Whether the optimum is a proper maximum; False means the intervals are not trustworthy
-        (e.g. a lapse estimate at 0).
+        Whether the optimum is a proper maximum; False means the intervals are not trustworthy.
+        A lapse estimate at its boundary 0 (``logit`` towards minus infinity) leaves the
+        likelihood flat in that direction: the lapse interval then spans about ``[0, 1]``,
+        which says only that the data do not bound it by Wald's method (the bootstrap does).
     negative_log_likelihood : float
     n_trials : int
     converged : bool

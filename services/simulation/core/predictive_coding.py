@@ -932,9 +932,12 @@ def bar_length_tuning(network: PredictiveCodingNetwork, *, unit: int, lengths, o
     The bar is centred on the unit's field (the centre of its Gabor fit, in the central
     module's patch) at its preferred orientation (the fit's, unless ``orientation`` is
     given), drawn over the whole input region, so long bars reach into the neighbouring
-    modules' patches; with ``whiten`` it passes through :func:`whiten_image` (on a zero-padded
-    canvas) like the training images. Its sign follows the field under the bar's centre unless
-    ``contrast`` is given. Inference runs with and without feedback from level 2.
+    modules' patches; with ``whiten`` it passes through the filter of :func:`whiten_image` (on
+    a zero-padded canvas) like the training images. All bars share one scale, so they keep
+    their relative contrast: the strongest pixel of the longest is ``3 |contrast|`` (whitened
+    training images have unit pixel variance). With ``contrast=None`` the polarity is the one
+    that drives the unit: the sign of the field's overlap with a bar as long as the patch.
+    Inference runs with and without feedback from level 2.
 
     Returns
     -------

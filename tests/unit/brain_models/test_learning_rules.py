@@ -1,4 +1,4 @@
-"""Local learning rules: Hebbian PCA against the eigenvectors, feedback alignment and node perturbation against backprop."""
+"""Local learning rules: Hebbian PCA against eigenvectors; feedback alignment and node perturbation against backprop."""
 
 from __future__ import annotations
 
