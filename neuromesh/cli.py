@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usag
 
 Example
 -------
-    neuromesh up          # start the object store and every service, wait until healthy
+    neuromesh up          # start the object store, every service and the gateway, wait until healthy
     neuromesh status      # health of each component (--json for scripts)
     neuromesh down        # stop them; data stays in .neuromesh/s3
 """
@@ -47,7 +47,8 @@ def cmd_status(args) -> int:
         print("no stack is running here (neuromesh up starts one)")
     else:
         for r in rows:
-            print(f"{r['name']:<14} {r['health']:<12} {r['endpoint']:<22} pid {r['pid']:<8} {r['metrics']}")
+            metrics = f"http://{r['metrics']}/metrics" if r["metrics"] else ""
+            print(f"{r['name']:<14} {r['health']:<12} {r['endpoint']:<22} pid {r['pid']:<8} {metrics}")
     healthy = bool(rows) and all(r["health"] == "SERVING" for r in rows)
     return 0 if healthy else 1
 
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the local stack keeps its state, logs and data (default: %(default)s; "
                              "env NEUROMESH_STATE_DIR)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    up = sub.add_parser("up", help="start the local stack and wait until every part is healthy")
+    up = sub.add_parser("up", help="start the local stack (object store, services, gateway) and wait until every "
+                                   "part is healthy")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each part")
     up.add_argument("--json", action="store_true", help="print the started components as JSON")
     up.add_argument("--port-offset", type=int, default=0,

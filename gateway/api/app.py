@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -154,7 +155,8 @@ class Gateway:
         self.runner = JobRunner(self.jobs, self.executor, owner_id=self.owner_id, concurrency=js.step_concurrency,
                                 lease_s=js.lease_s, poll_interval_s=js.poll_interval_s,
                                 retry_policy=js.retry_policy(), cancel_grace_s=js.cancel_grace_s, drain_s=js.drain_s,
-                                progress_interval_s=js.progress_interval_s, metrics=self.metrics)
+                                progress_interval_s=js.progress_interval_s, metrics=self.metrics,
+                                metrics_interval_s=js.metrics_interval_s)
         if self.run_jobs:
             self._runner_task = asyncio.create_task(self.runner.run(), name="job runner")
         self._sweep_task = asyncio.create_task(self._sweep_uploads(), name="upload sweep")
@@ -236,6 +238,20 @@ def _csp(gateway: Gateway) -> str:
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, without FastAPI's 422 answers: this API answers invalid requests 400."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                operation.get("responses", {}).pop("422", None)
+        schemas = document.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
 def create_app(gateway: Gateway | None = None) -> FastAPI:
     """The ASGI app of ``gateway`` (default: one configured from the environment)."""
     gateway = gateway or Gateway.from_environment()
@@ -251,6 +267,7 @@ def create_app(gateway: Gateway | None = None) -> FastAPI:
     app = FastAPI(title="NeuroMesh gateway", version=_package_version(), description=DESCRIPTION,
                   openapi_url="/v1/openapi.json", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.gateway = gateway
+    app.openapi = lambda: _openapi(app)
     install_error_handlers(app)
     app.include_router(api)
     app.include_router(system)

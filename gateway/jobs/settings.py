@@ -42,6 +42,8 @@ class JobSettings(BaseSettings):
     max_backoff_s: float = Field(60.0, ge=0, description="longest delay between retries")
     progress_interval_s: float = Field(1.0, gt=0, le=60, description="a running step's progress is written at "
                                        "most this often")
+    metrics_interval_s: float = Field(5.0, gt=0, le=300, description="how often the store-wide gauges (jobs by "
+                                      "state, queue depth) are read from the database")
     cancel_grace_s: float = Field(10.0, ge=0, description="time a step has to stop after a cancel")
     drain_s: float = Field(10.0, ge=0, description="time running steps may finish when the gateway stops")
     max_steps_per_job: int = Field(MAX_STEPS_PER_JOB, ge=1, le=100_000)

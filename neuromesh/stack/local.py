@@ -3,9 +3,13 @@
 ``up`` starts the object store (SeaweedFS ``weed mini``, unless ``NEUROMESH_S3_ENDPOINT`` names
 an existing S3 server), creates the bucket, starts every registered service
 (:func:`services.common.registry.discover_services`), waits until each reports SERVING on the
-gRPC health protocol, and records what it started in ``<state dir>/stack.json``. The processes
-outlive the command; ``down`` stops them (services first, the store last) with SIGTERM, so
-services drain. Data lives under ``<state dir>/s3`` and survives a restart.
+gRPC health protocol, then starts the gateway (HTTP API, web page and job runner) on port
+8080 + the offset, with its job store in ``<state dir>/jobs.db`` (SQLite) and a dev token in
+``<state dir>/gateway-token`` (:mod:`neuromesh.stack.gateway`), and waits until its ``/readyz``
+answers. It records what it started in ``<state dir>/stack.json``. The processes outlive the
+command; ``down`` stops them (the gateway first, so its runner releases running steps; then the
+services, which drain; the store last) with SIGTERM. Data lives under ``<state dir>/s3`` and
+``<state dir>/jobs.db`` and survives a restart.
 
 Example
 -------
@@ -25,6 +29,7 @@ from pathlib import Path
 from services.common.registry import ServiceSpec, discover_services
 from services.common.settings import Settings, load_settings
 
+from .gateway import DEFAULT_HTTP_PORT, GatewayProcess, ensure_dev_token, gateway_health
 from .health import grpc_health_status
 from .processes import ManagedProcess, StartError, pid_alive, port_open, terminate_group
 from .seaweedfs import SeaweedS3
@@ -39,7 +44,7 @@ class Component:
     name: str
     pid: int | None          # None: not started by us (an external S3 server)
     endpoint: str            # host:port clients use
-    kind: str                # "s3" or "grpc"
+    kind: str                # "s3", "grpc" or "http" (the gateway)
     metrics: str = ""        # host:port of /metrics, for services
     health_service: str = ""
     log: str = ""
@@ -116,6 +121,7 @@ class LocalStack:
             self._ensure_bucket(state)
             for spec in discover_services():
                 self._start_service(spec, state, logs, timeout_s, log)
+            self._start_gateway(state, logs, timeout_s, log)
         except BaseException:
             self.state_path.write_text(state.to_json())  # so `down` can clean up what did start
             self.down(log=lambda *_: None)
@@ -139,8 +145,8 @@ class LocalStack:
         server = SeaweedS3(self.state_dir / "s3", access_key=self.settings.s3_access_key,
                            secret_key=self.settings.s3_secret_key, host=host, s3_port=int(port),
                            log_path=logs / "object-store.log",
-                           reserved_ports=frozenset(self.port(p) for spec in discover_services()
-                                                    for p in (spec.grpc_port, spec.metrics_port)))
+                           reserved_ports=frozenset([self.port(DEFAULT_HTTP_PORT)] + [
+                               self.port(p) for spec in discover_services() for p in (spec.grpc_port, spec.metrics_port)]))
         try:
             server.start(timeout_s=timeout_s)
         finally:
@@ -175,6 +181,34 @@ class LocalStack:
                           timeout_s=timeout_s, interval_s=0.2)
         log(f"{spec.name:<14} grpc://{address}  metrics http://{host}:{metrics_port}/metrics")
 
+    def gateway_env(self, state: StackState, tokens_file: Path) -> dict[str, str]:
+        s = self.settings
+        return {
+            "NEUROMESH_S3_ENDPOINT": state.s3_endpoint,
+            "NEUROMESH_S3_ACCESS_KEY": s.s3_access_key,
+            "NEUROMESH_S3_SECRET_KEY": s.s3_secret_key,
+            "NEUROMESH_S3_SECURE": str(s.s3_secure).lower(),
+            "NEUROMESH_BUCKET": s.bucket,
+            "NEUROMESH_GATEWAY_TOKENS_FILE": str(tokens_file),
+        }
+
+    def _start_gateway(self, state: StackState, logs: Path, timeout_s: float, log) -> None:
+        host, port = self.settings.grpc_host, self.port(DEFAULT_HTTP_PORT)
+        if port_open(host, port):
+            raise StackError(f"port {port} for the gateway is taken on {host}")
+        token, tokens_file = ensure_dev_token(self.state_dir)
+        endpoints = {c.name: [c.endpoint] for c in state.components if c.kind == "grpc"}
+        log_path = logs / "gateway.log"
+        gateway = GatewayProcess(http_port=port, host=host, database_url=f"sqlite:///{self.state_dir / 'jobs.db'}",
+                                 endpoints=endpoints, env=self.gateway_env(state, tokens_file), log_path=log_path)
+        gateway.process.start()
+        address = gateway.address
+        state.components.append(Component("gateway", gateway.pid, address, "http", address, "", str(log_path)))
+        gateway.process.wait_healthy(lambda: gateway_health(address) == "SERVING", timeout_s=timeout_s,
+                                     interval_s=0.2)
+        log(f"{'gateway':<14} http://{address}  metrics http://{address}/metrics  "
+            f"token {token} (in {self.state_dir / 'gateway-token'})")
+
     def status(self) -> list[dict[str, str]]:
         state = self.read_state()
         if state is None:
@@ -183,6 +217,8 @@ class LocalStack:
         for c in state.components:
             if c.kind == "grpc":
                 health = grpc_health_status(c.endpoint, c.health_service)
+            elif c.kind == "http":
+                health = gateway_health(c.endpoint)
             else:
                 host, _, port = c.endpoint.rpartition(":")
                 health = "SERVING" if port_open(host, int(port)) else "UNREACHABLE"
@@ -195,7 +231,8 @@ class LocalStack:
         if state is None:
             log(f"no stack recorded in {self.state_dir}")
             return
-        # Services first, so they drain while the store still answers; the store last.
+        # The gateway first (its runner releases running steps while the services still answer),
+        # then the services, so they drain while the store still answers; the store last.
         for c in reversed(state.components):
             if c.pid and pid_alive(c.pid):
                 terminate_group(c.pid, timeout_s)

@@ -8,6 +8,8 @@ import random
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ def neuromesh(*args: str, env: dict, timeout: float = 180) -> subprocess.Complet
 
 def free_offset() -> int:
     """A port offset at which the stack's default ports are all free (a developer's stack may run)."""
-    defaults = [8333] + [p for s in discover_services() for p in (s.grpc_port, s.metrics_port)]
+    defaults = [8333, 8080] + [p for s in discover_services() for p in (s.grpc_port, s.metrics_port)]
     rng = random.Random()
     for _ in range(200):
         offset = rng.randrange(1000, 15000)
@@ -64,12 +66,23 @@ def test_up_analyse_restart_down(stack_env):
     assert f"127.0.0.1:{8333 + offset}" in up.stdout
     for spec in discover_services():
         assert f"grpc://127.0.0.1:{spec.grpc_port + offset}" in up.stdout
+    gateway = f"127.0.0.1:{8080 + offset}"
+    token = re.search(rf"^gateway\s+http://{gateway}\s.*token (\S+)", up.stdout, re.M).group(1)
+    assert (Path(stack_env["NEUROMESH_STATE_DIR"]) / "gateway-token").read_text().strip() == token
 
     status = neuromesh("status", "--json", env=stack_env)
     assert status.returncode == 0, status.stderr
     rows = json.loads(status.stdout)
-    assert {r["name"] for r in rows} == {"object-store", *(s.name for s in discover_services())}
+    assert {r["name"] for r in rows} == {"object-store", *(s.name for s in discover_services()), "gateway"}
     assert all(r["health"] == "SERVING" for r in rows)
+    assert next(r for r in rows if r["name"] == "gateway")["endpoint"] == gateway
+    # the gateway answers the printed token, and only it
+    jobs = urllib.request.Request(f"http://{gateway}/v1/jobs", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(jobs, timeout=10) as reply:
+        assert json.load(reply) == {"jobs": [], "next_cursor": None}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://{gateway}/v1/jobs", timeout=10)
+    assert refused.value.code == 401
 
     # The README's main job against this stack: real decoding with a known answer.
     r2, predictions = run_example(stack_env)

@@ -6,6 +6,7 @@
 const TOKEN_KEY = "neuromesh-token";
 const LIST_POLL_MS = 2000;
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const NODE_W = 230, NODE_H = 44, COLUMN_W = 270, ROW_H = 64;
 
 const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", selected: null, job: null,
                 stream: null, listTimer: null, cursor: null };
@@ -219,11 +220,12 @@ function renderDag(steps) {
     const d = depth.get(step.id) || 0;
     const row = columns.get(d) || 0;
     columns.set(d, row + 1);
-    position.set(step.id, { x: 12 + d * 190, y: 12 + row * 64 });
+    position.set(step.id, { x: 12 + d * COLUMN_W, y: 12 + row * ROW_H });
   }
-  const width = 24 + Math.max(1, columns.size) * 190;
-  const height = 24 + Math.max(1, ...columns.values()) * 64;
+  const width = 24 + Math.max(1, columns.size) * COLUMN_W;
+  const height = 24 + Math.max(1, ...columns.values()) * ROW_H;
   dag.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  dag.setAttribute("preserveAspectRatio", "xMinYMin meet");
   dag.style.height = `${height}px`;
   const defs = svg("defs");
   const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7",
@@ -236,8 +238,8 @@ function renderDag(steps) {
     for (const up of step.depends_on) {
       const from = position.get(up);
       if (!from) continue;
-      parts.push(svg("path", { class: "edge", d: `M ${from.x + 160} ${from.y + 22} C ${from.x + 175} ${from.y + 22}, `
-        + `${to.x - 15} ${to.y + 22}, ${to.x} ${to.y + 22}` }));
+      const [x1, y1, x2, y2] = [from.x + NODE_W, from.y + NODE_H / 2, to.x, to.y + NODE_H / 2];
+      parts.push(svg("path", { class: "edge", d: `M ${x1} ${y1} C ${x1 + 20} ${y1}, ${x2 - 20} ${y2}, ${x2} ${y2}` }));
     }
   }
   const colors = getComputedStyle(document.documentElement);
@@ -245,7 +247,7 @@ function renderDag(steps) {
     const { x, y } = position.get(step.id);
     const group = svg("g", { class: "node", "data-step": step.id, "data-state": step.state,
                              transform: `translate(${x} ${y})` });
-    const rect = svg("rect", { width: "160", height: "44", stroke: colors.getPropertyValue(`--${step.state}`) || "#999" });
+    const rect = svg("rect", { width: String(NODE_W), height: String(NODE_H), stroke: colors.getPropertyValue(`--${step.state}`) || "#999" });
     const title = svg("text", { x: "8", y: "17" });
     title.textContent = step.id;
     const detail = svg("text", { x: "8", y: "34" });
@@ -273,7 +275,7 @@ function renderStep(step) {
   badge.className = `state ${step.state}`;
   box.querySelector(".step-progress").value = step.progress || 0;
   box.querySelector(".percent").textContent = percent(step.progress);
-  box.querySelector(".message").textContent = step.progress_message || "";
+  box.querySelector(".message").textContent = step.state === "running" ? step.progress_message || "" : "";
   box.querySelector(".error").textContent = step.error && step.state !== "running"
     ? `${step.error.code}: ${step.error.message}` : "";
   renderOutputs(box.querySelector(".outputs"), step.outputs || {});
