@@ -86,9 +86,10 @@ class LocalOperation:
 
     ``run(context, params)`` reads its inputs through ``context`` and returns output name ->
     stored :class:`ArtifactRef` (every declared output but ``report``, which :func:`run_operation`
-    writes: params, inputs, outputs and ``context.summary``); it runs in a worker thread. ``check(params, counts)`` (optional)
-    returns ``(field, message)`` problems of the combination of params and inputs, where ``counts``
-    maps each slot to how many inputs it got (0 or 1 for a single slot).
+    writes: params, inputs, outputs and ``context.summary``); it runs in a worker thread.
+    ``check(params, counts)`` (optional) returns ``(field, message)`` problems of the combination
+    of params and inputs, where ``counts`` maps each slot to how many inputs it got (0 or 1 for a
+    single slot).
     """
 
     method: str

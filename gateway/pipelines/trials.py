@@ -4,7 +4,8 @@ Two local operations make the same outputs from different sources:
 
 - ``StackCounts`` (the fan-in of a simulation sweep): the ``binned_counts`` of several runs,
   ``(n_bins, n_neurons)`` each, become one ``(n_trials, n_time, n_neurons)`` array, trial ``k``
-  being input ``runs.k``, with the condition label of each run from ``params.conditions``.
+  being input ``runs.k``, with the condition label of each run from ``params.conditions``
+  (``params.columns`` keeps some columns only: the cortical populations of ``population_rates``).
 - ``EpochTrials`` (a recording with trials): the ``counts`` of ``BinRecording`` are cut into
   trials of equal length, found either from the recording's trial structure (``trial_index`` per
   bin, and the ``condition`` per bin, as BinRecording gives them for an NWB file) or from trial
@@ -45,9 +46,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.pipelines.local import InputSlot, LocalOperation, OperationContext, png_of
 from neuromesh.common.v1.artifact_pb2 import ArtifactRef
@@ -215,14 +217,17 @@ def _integer_labels(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def rate_figure(activity: np.ndarray, conditions: np.ndarray | None, *, bin_s: float, skip_bins: int,
-                names: Sequence[str], title: str) -> bytes:
-    """PNG: mean rate over neurons against time in the trial, one line per condition, +- s.e.m. over trials."""
+                names: Sequence[str], title: str, rates: bool = False) -> bytes:
+    """PNG: mean rate over columns against time in the trial, one line per condition, +- s.e.m. over trials.
+
+    ``activity`` holds counts per bin (divided by ``bin_s`` into Hz), or rates in Hz with ``rates``.
+    """
     from services.common.figures import new_figure  # matplotlib only when a figure is drawn
 
     fig = new_figure(figsize=(6.0, 3.6), layout="constrained")
     ax = fig.subplots()
     times = (skip_bins + np.arange(activity.shape[1]) + 0.5) * bin_s
-    per_trial = activity.mean(axis=2) / bin_s              # (trials, time): mean rate in Hz
+    per_trial = activity.mean(axis=2) / (1.0 if rates else bin_s)     # (trials, time): mean rate in Hz
     labels = np.zeros(activity.shape[0], dtype=np.int64) if conditions is None else conditions
     for label in np.unique(labels):
         rows = per_trial[labels == label]
@@ -233,14 +238,14 @@ def rate_figure(activity: np.ndarray, conditions: np.ndarray | None, *, bin_s: f
         ax.plot(times, mean, label=f"{name} ({rows.shape[0]} trials)")
         ax.fill_between(times, mean - sem, mean + sem, alpha=0.25)
     ax.set_xlabel("time in trial (s)")
-    ax.set_ylabel("mean rate per neuron (Hz)")
+    ax.set_ylabel("mean rate per column (Hz)" if rates else "mean rate per neuron (Hz)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return png_of(fig)
 
 
 def _store_trials(context: OperationContext, activity: np.ndarray, conditions: np.ndarray | None, *, bin_s: float,
-                  skip_bins: int, names: Sequence[str], title: str) -> dict[str, ArtifactRef]:
+                  skip_bins: int, names: Sequence[str], title: str, rates: bool = False) -> dict[str, ArtifactRef]:
     context.report(0.6, "storing the trials")
     out = {"activity": context.write_array("activity", activity)}
     if conditions is not None:
@@ -248,8 +253,8 @@ def _store_trials(context: OperationContext, activity: np.ndarray, conditions: n
     for name, array in trial_samples(activity, conditions, bin_s=bin_s, skip_bins=skip_bins).items():
         out[name] = context.write_array(name, array)
     context.report(0.9, "drawing the figure")
-    out["figure"] = context.write_png("rates.png", rate_figure(activity, conditions, bin_s=bin_s,
-                                                               skip_bins=skip_bins, names=names, title=title))
+    out["figure"] = context.write_png("rates.png", rate_figure(activity, conditions, bin_s=bin_s, skip_bins=skip_bins,
+                                                               names=names, title=title, rates=rates))
     context.summary.update({"shape": list(activity.shape), "bin_s": bin_s,
                             "conditions": None if conditions is None else conditions.tolist(),
                             "condition_names": list(names)})
@@ -273,6 +278,18 @@ class StackCountsParams(BaseModel):
     bin_s: float = Field(gt=0, le=3600, description="bin width of the counts in seconds (for sample_times)")
     skip_bins: int = Field(0, ge=0, le=10_000_000, description="bins dropped at the start of every run (an "
                                                                 "onset transient the conditions share)")
+    columns: list[int] | None = Field(None, min_length=1, max_length=1_000_000,
+                                      description="columns kept, in this order (e.g. some populations of "
+                                                  "Simulate's population_rates); unset: all")
+    quantity: Literal["counts", "rates_hz"] = Field("counts", description="what the runs hold: spike counts per "
+                                                                          "bin, or rates in Hz (for the figure)")
+
+    @field_validator("columns")
+    @classmethod
+    def _distinct_columns(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (min(value) < 0 or len(set(value)) != len(value)):
+            raise ValueError("columns must be distinct indices >= 0")
+        return value
 
 
 def _check_stack(params: StackCountsParams, counts: Mapping[str, int]) -> list[tuple[str, str]]:
@@ -289,10 +306,14 @@ def _run_stack(context: OperationContext, params: StackCountsParams) -> dict[str
         arrays.append(context.read_array(path, ref))
         context.report(0.5 * (k + 1) / len(runs), f"read {k + 1} of {len(runs)} runs")
     activity = stack_runs(arrays, skip_bins=params.skip_bins)
+    if params.columns is not None:
+        if max(params.columns) >= activity.shape[2]:
+            raise ValueError(f"columns {params.columns} name a column past the {activity.shape[2]} of the runs")
+        activity = np.ascontiguousarray(activity[:, :, params.columns])
     conditions = np.asarray(params.conditions, dtype=np.int64)
     return _store_trials(context, activity, conditions, bin_s=params.bin_s, skip_bins=params.skip_bins,
-                         names=params.condition_names, title=f"{len(runs)} runs, {len(np.unique(conditions))} "
-                                                             "conditions")
+                         names=params.condition_names, rates=params.quantity == "rates_hz",
+                         title=f"{len(runs)} runs, {len(np.unique(conditions))} conditions")
 
 
 STACK_COUNTS = LocalOperation(
