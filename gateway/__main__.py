@@ -43,7 +43,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format, service="gateway")
     try:
-        gateway = Gateway(settings, job_settings, gateway_settings)
+        gateway = Gateway(settings, job_settings, gateway_settings, run_jobs=gateway_settings.run_jobs)
     except (TokenFileError, ValueError) as err:
         print(f"invalid NeuroMesh gateway settings: {err}", file=sys.stderr)
         return 2

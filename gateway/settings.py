@@ -53,6 +53,8 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=256 * 1024 * 1024,
                                 description="largest request body (job specifications are small JSON); bigger "
                                             "ones are refused with 413 before they are read")
+    run_jobs: bool = Field(True, description="whether this process runs jobs' steps (false: an API-only replica; "
+                                             "python -m gateway.jobs.worker processes run them)")
     graceful_shutdown_s: float = Field(5.0, ge=0, description="open connections (event streams) get this long "
                                                               "to close when the gateway stops")
 

@@ -37,7 +37,7 @@ from gateway.artifacts.service import ArtifactService
 from gateway.artifacts.uploads import UploadStore
 from gateway.auth import TokenRegistry
 from gateway.calls.endpoints import EndpointRegistry
-from gateway.calls.executor import GrpcStepExecutor
+from gateway.calls.executor import GrpcStepExecutor, service_targets
 from gateway.calls.methods import MethodTable
 from gateway.jobs.database import Database
 from gateway.jobs.metrics import GatewayMetrics
@@ -45,7 +45,6 @@ from gateway.jobs.runner import JobRunner
 from gateway.jobs.settings import JobSettings, load_job_settings
 from gateway.jobs.store import JobStore
 from gateway.settings import GatewaySettings, load_gateway_settings
-from services.common.registry import discover_services
 from services.common.settings import Settings, load_settings
 from services.common.store import ArtifactStore
 
@@ -133,10 +132,7 @@ class Gateway:
 
     def service_targets(self) -> dict[str, list[str]]:
         """Each service's gRPC targets: configured, else the default port of the local stack on 127.0.0.1."""
-        defaults = {spec.name: [f"127.0.0.1:{spec.grpc_port}"] for spec in discover_services()}
-        return {service: list(self.settings.endpoints.get(service) or defaults.get(service) or [])
-                for service in self.methods.services
-                if self.settings.endpoints.get(service) or defaults.get(service)}
+        return service_targets(self.methods, self.settings.endpoints)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -224,7 +220,7 @@ class Gateway:
             checks["runner"] = {"ok": True, "running_jobs": False}
         checks["tokens"] = {"ok": self.tokens.file_error is None,
                             **({"error": self.tokens.file_error} if self.tokens.file_error else {})}
-        checks["services"] = self.endpoints.snapshot() if self.endpoints else {}
+        checks["services"] = self.executor.describe() if self.executor else {}
         return checks
 
 
@@ -287,7 +283,8 @@ def create_app(gateway: Gateway | None = None) -> FastAPI:
     # Outermost last: metrics see every answer; a missing token is 401 before the body is even read.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(AuthMiddleware, tokens=gateway.tokens)
-    app.add_middleware(HttpMetricsMiddleware, metrics=gateway.metrics)
+    app.add_middleware(HttpMetricsMiddleware, metrics=gateway.metrics,
+                       templates=lambda: [*_openapi(app)["paths"], "/", "/v1/docs", "/v1/openapi.json"])
     return app
 
 

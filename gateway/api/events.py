@@ -42,12 +42,12 @@ def format_event(event: str, data: Any, event_id: int) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {payload}\n\n"
 
 
-async def job_events(read_job: Callable[[], Awaitable[dict[str, Any]]], *, poll_s: float, heartbeat_s: float,
-                     closing: asyncio.Event) -> AsyncIterator[str]:
-    """The event stream of one job; ``read_job()`` answers its current JSON view (404 before streaming)."""
-    event_id = 0
-    job = await read_job()
-    event_id += 1
+async def job_events(first: dict[str, Any], read_job: Callable[[], Awaitable[dict[str, Any]]], *, poll_s: float,
+                     heartbeat_s: float, closing: asyncio.Event) -> AsyncIterator[str]:
+    """The event stream of one job: ``first`` is its JSON view when the stream starts (read before, so a
+    missing job is a 404 and not an empty stream); ``read_job()`` answers the current one."""
+    job = first
+    event_id = 1
     yield format_event("job", job, event_id)
     last_steps = {s["id"]: {k: s.get(k) for k in _STEP_FIELDS} for s in job["steps"]}
     last_state = job["state"]

@@ -24,6 +24,7 @@ Example
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Awaitable, Callable
 
@@ -121,7 +122,37 @@ class BodyLimitMiddleware:
                 await _send_error(send, 413, "PAYLOAD_TOO_LARGE", message)
 
 
-def route_template(scope: dict) -> str:
+def _template_pattern(template: str, last_takes_slashes: bool) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    params = [i for i, p in enumerate(parts) if p.startswith("{")]
+    out = []
+    for i, part in enumerate(parts):
+        if not part.startswith("{"):
+            out.append(re.escape(part))
+        else:
+            out.append(".+" if last_takes_slashes and i == params[-1] else "[^/]+")
+    return re.compile("^" + "".join(out) + "$")
+
+
+class RouteTemplates:
+    """Route templates (``/v1/jobs/{job_id}``) to label a path with, from a list of templates given late.
+
+    Used for requests answered before the router has seen them (401, 413), which carry no route.
+    """
+
+    def __init__(self, templates: Callable[[], list[str]]) -> None:
+        self._templates = templates
+        self._patterns: list[tuple[re.Pattern[str], str]] | None = None
+
+    def match(self, path: str) -> str | None:
+        if self._patterns is None:
+            templates = self._templates()
+            self._patterns = [(_template_pattern(t, False), t) for t in templates] + \
+                             [(_template_pattern(t, True), t) for t in templates if "{" in t]
+        return next((template for pattern, template in self._patterns if pattern.match(path)), None)
+
+
+def route_template(scope: dict, templates: RouteTemplates | None = None) -> str:
     """The route a request matched, as its template (``/v1/jobs/{job_id}``); bounded label values."""
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -129,15 +160,21 @@ def route_template(scope: dict) -> str:
         return path
     if scope.get("path", "").startswith("/static/"):
         return "/static"
+    if templates is not None:
+        found = templates.match(scope.get("path", ""))
+        if found is not None:
+            return found
     return "unmatched"
 
 
 class HttpMetricsMiddleware:
     """Count and time every HTTP request by method, route template and status."""
 
-    def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics,
+                 templates: Callable[[], list[str]] | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.templates = RouteTemplates(templates) if templates is not None else None
 
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] != "http":
@@ -157,4 +194,5 @@ class HttpMetricsMiddleware:
             method = scope.get("method", "GET")
             if method not in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"):
                 method = "other"
-            self.metrics.http_request(method, route_template(scope), status["code"], time.perf_counter() - started)
+            self.metrics.http_request(method, route_template(scope, self.templates), status["code"],
+                                      time.perf_counter() - started)

@@ -226,14 +226,7 @@ async def job_event_stream(job_id: JobId, request: Request, tenant: Tenant) -> S
         return await run_in_threadpool(lambda: job_view(gw.jobs.get_job(tenant, job_id), gw.artifacts))
 
     first = await read()  # 404 now, before the stream starts
-    served = {"first": first}
-
-    async def read_after_first() -> dict[str, Any]:
-        if served:
-            return served.pop("first")
-        return await read()
-
-    stream = job_events.job_events(read_after_first, poll_s=gw.settings.events_poll_s,
+    stream = job_events.job_events(first, read, poll_s=gw.settings.events_poll_s,
                                    heartbeat_s=gw.settings.events_heartbeat_s, closing=gw.closing)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -53,14 +53,15 @@ def artifact_view(ref: ProtoRef | ArtifactRef, artifacts: ArtifactService, *, te
     return view
 
 
-def _step_view(step: StepRecord, artifacts: ArtifactService, with_urls: bool) -> dict[str, Any]:
+def _step_view(step: StepRecord, tenant: str, artifacts: ArtifactService, with_urls: bool) -> dict[str, Any]:
     outputs = {}
     for name, ref in (step.outputs or {}).items():
         outputs[name] = artifact_view(ref, artifacts, with_url=with_urls)
     inputs: dict[str, Any] = {}
     for path, value in step.spec.inputs.items():
         if isinstance(value, ArtifactInput):
-            inputs[path] = {"artifact": {"key": value.artifact.key, "sha256": value.artifact.sha256}}
+            inputs[path] = {"artifact": {"key": user_key(tenant, value.artifact.key) or value.artifact.key,
+                                         "sha256": value.artifact.sha256}}
         else:
             inputs[path] = {"step": value.step, "output": value.output}
     progress = 1.0 if step.state == StepState.SUCCEEDED else step.progress
@@ -90,7 +91,8 @@ def job_progress(job: JobRecord) -> float:
 
 
 def job_view(job: JobRecord, artifacts: ArtifactService, *, with_urls: bool = True) -> dict[str, Any]:
-    return {**job_summary(job, job_progress(job)), "steps": [_step_view(s, artifacts, with_urls) for s in job.steps]}
+    return {**job_summary(job, job_progress(job)), "steps": [_step_view(s, job.tenant, artifacts, with_urls)
+                                                                for s in job.steps]}
 
 
 def upload_view(record: UploadRecord, artifacts: ArtifactService, *, url: str | None = None,

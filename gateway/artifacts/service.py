@@ -223,9 +223,7 @@ class ArtifactService:
         except NeuroMeshError as exc:
             self._fail(record, exc)
             raise
-        except BaseException:
-            # The completion stays claimed; after the stale delay another one may try again.
-            raise
+        # Anything else (a crash) leaves the upload claimed: after the stale delay it may be completed again.
         return self.uploads.finish(tenant, record.id, artifact=ref_to_dict(artifact))
 
     def _fail(self, record: UploadRecord, exc: NeuroMeshError) -> None:

@@ -50,14 +50,30 @@ RECONNECT_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reco
 
 @dataclass(eq=False)
 class Endpoint:
-    """One target of a service and what is known of its health."""
+    """One target of a service and what is known of its health.
+
+    The channel is made on first use, inside the event loop that will use it (a ``grpc.aio``
+    channel belongs to one loop), so a pool can be built before the loop runs.
+    """
 
     target: str
-    channel: grpc.aio.Channel
+    options: tuple[tuple[str, object], ...] = ()
     healthy: bool | None = None
     """True: SERVING at the last check; False: a check or a call failed since; None: not checked yet."""
     changed_at: float = field(default_factory=time.monotonic)
     last_error: str = ""
+    _channel: grpc.aio.Channel | None = field(default=None, repr=False)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=list(self.options))
+        return self._channel
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close()
 
     @property
     def balanced(self) -> bool:
@@ -100,7 +116,7 @@ class EndpointPool:
         self.endpoints: list[Endpoint] = []
         for target in targets:
             opts = options + ([("grpc.service_config", _ROUND_ROBIN)] if target.startswith("dns:///") else [])
-            self.endpoints.append(Endpoint(target, grpc.aio.insecure_channel(target, options=opts)))
+            self.endpoints.append(Endpoint(target, tuple(opts)))
         self._next = 0
 
     @property
@@ -141,7 +157,7 @@ class EndpointPool:
         await asyncio.gather(*(self.check(e) for e in self.endpoints))
 
     async def close(self) -> None:
-        await asyncio.gather(*(e.channel.close() for e in self.endpoints), return_exceptions=True)
+        await asyncio.gather(*(e.close() for e in self.endpoints), return_exceptions=True)
 
 
 class EndpointRegistry:
@@ -172,8 +188,8 @@ class EndpointRegistry:
         return self.pools.get(service)
 
     def start(self) -> None:
-        """Start checking every replica's health in the background (on the running loop)."""
-        if self._task is None:
+        """Start checking every replica's health in the background (on the running loop); idempotent."""
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._check_forever(), name="endpoint health checks")
 
     async def _check_forever(self) -> None:

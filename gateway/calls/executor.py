@@ -59,6 +59,15 @@ BALANCED_ATTEMPTS = 3
 """Calls of one ``dns:///`` channel per execution: gRPC moves each to another address it resolved."""
 
 
+def service_targets(methods: MethodTable, configured: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """Each service's gRPC targets: as configured, else its default port on 127.0.0.1 (the local stack's)."""
+    from services.common.registry import discover_services
+
+    defaults = {spec.name: [f"127.0.0.1:{spec.grpc_port}"] for spec in discover_services()}
+    return {service: list(configured.get(service) or defaults[service]) for service in methods.services
+            if configured.get(service) or service in defaults}
+
+
 def step_error_from_rpc(err: grpc.aio.AioRpcError, where: str) -> StepError:
     """The StepError of a failed call: its status code and message, and its ErrorDetail if any."""
     code = err.code().name if err.code() is not None else "UNKNOWN"
@@ -115,6 +124,7 @@ class GrpcStepExecutor:
         self._version_locks: dict[str, asyncio.Lock] = {}
 
     def _pool(self, service: str) -> EndpointPool:
+        self.endpoints.start()   # health checks run wherever the executor does (the gateway, or a worker)
         pool = self.endpoints.pool(service)
         if pool is None:
             raise StepError("FAILED_PRECONDITION", f"the gateway has no endpoint for service {service!r} "
@@ -249,6 +259,7 @@ class GrpcStepExecutor:
             watcher.cancel()
             if not call.done():
                 call.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
     async def _outputs(self, method: MethodInfo, result: Message) -> dict[str, SpecRef]:
         outputs: dict[str, SpecRef] = {}
@@ -272,7 +283,29 @@ class GrpcStepExecutor:
     async def close(self) -> None:
         await self.endpoints.close()
 
+    @classmethod
+    def from_environment(cls) -> "GrpcStepExecutor":
+        """An executor configured by the ``NEUROMESH_*`` environment, as the gateway makes it; for
+        ``python -m gateway.jobs.worker`` (:func:`from_environment`)."""
+        from gateway.settings import load_gateway_settings
+        from services.common.settings import load_settings
+
+        settings, gateway_settings = load_settings(), load_gateway_settings()
+        methods = MethodTable.from_generated()
+        size = settings.max_message_bytes
+        registry = EndpointRegistry.from_targets(
+            service_targets(methods, gateway_settings.endpoints),
+            {s: m.full_name for s, m in methods.services.items()}, health_interval_s=gateway_settings.health_interval_s,
+            channel_options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)])
+        return cls(methods, registry, ArtifactStore.from_settings(settings), call_timeout_s=gateway_settings.call_timeout_s,
+                   service_info_ttl_s=gateway_settings.service_info_ttl_s)
+
     def describe(self) -> dict[str, Any]:
         """What this executor knows of each service (for ``/readyz``)."""
         return {"endpoints": self.endpoints.snapshot(),
                 "versions": {s: v for s, (v, _) in self._versions.items()}}
+
+
+def from_environment() -> GrpcStepExecutor:
+    """The gRPC executor of the ``NEUROMESH_*`` environment: the default of ``python -m gateway.jobs.worker``."""
+    return GrpcStepExecutor.from_environment()

@@ -39,7 +39,7 @@ True
 >>> table.method("reduction", "FitPCA")
 Traceback (most recent call last):
 ...
-services.common.errors.InvalidArgument: service 'reduction' has no method 'FitPCA'; its methods: Fit, Score, Transform
+services.common.errors.InvalidArgument: service 'reduction' has no method 'FitPCA'; its methods: ...Fit, ...Transform
 """
 
 from __future__ import annotations

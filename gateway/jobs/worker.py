@@ -2,15 +2,16 @@
 
 It builds the store from ``NEUROMESH_GATEWAY_DATABASE_URL`` (or ``--database-url``), creates the
 schema if needed, and runs a :class:`~gateway.jobs.runner.JobRunner` with the executor named by
-``--executor module:attribute`` (a class or a factory called without arguments) until SIGTERM or
-SIGINT; then it drains: running steps get ``drain_s`` to finish, the rest are given back.
+``--executor module:attribute`` (a class or a factory called without arguments; by default the
+gateway's gRPC executor, :func:`gateway.calls.executor.from_environment`) until SIGTERM or SIGINT;
+then it drains: running steps get ``drain_s`` to finish, the rest are given back.
 
 Example
 -------
 ::
 
     NEUROMESH_GATEWAY_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/jobs \\
-        python -m gateway.jobs.worker --executor mylab.executors:GrpcStepExecutor --concurrency 8
+        python -m gateway.jobs.worker --concurrency 8
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gateway.jobs.store import JobStore
 from services.common.logs import configure_logging
 
 logger = logging.getLogger("gateway.jobs.worker")
+DEFAULT_EXECUTOR = "gateway.calls.executor:from_environment"
 
 
 def load_executor(path: str) -> StepExecutor:
@@ -47,7 +49,9 @@ def load_executor(path: str) -> StepExecutor:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gateway.jobs.worker", description=__doc__.splitlines()[0])
-    p.add_argument("--executor", required=True, help="module:attribute of the StepExecutor to run steps with")
+    p.add_argument("--executor", default=DEFAULT_EXECUTOR,
+                   help="module:attribute of the StepExecutor to run steps with (default: %(default)s, the gRPC "
+                        "executor the gateway uses, configured by NEUROMESH_GATEWAY_ENDPOINTS)")
     p.add_argument("--database-url", help="overrides NEUROMESH_GATEWAY_DATABASE_URL")
     p.add_argument("--owner-id", help="this runner's name in leases (default: host-pid-random)")
     p.add_argument("--concurrency", type=int, help="overrides NEUROMESH_GATEWAY_STEP_CONCURRENCY")

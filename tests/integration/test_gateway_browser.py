@@ -73,7 +73,7 @@ def test_the_page_shows_a_jobs_progress_and_its_figure(browser, gateway):
     assert browser.find_element(By.ID, "token-input").get_attribute("value") == ""   # not left in the field
 
     job = client(gateway).submit({"steps": [{"id": "column", "service": "simulation", "method": "Simulate",
-                                             "params": slow_simulation(401, duration_ms=4000)}]})
+                                             "params": slow_simulation(401, duration_ms=3000)}]})
     row = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#jobs-body tr[data-job="{job["id"]}"]')))
     row.click()
     wait.until(EC.text_to_be_present_in_element((By.ID, "job-id"), job["id"]))

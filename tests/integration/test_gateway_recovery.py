@@ -6,10 +6,17 @@ own ``grpc_server_*`` metrics as the witness of what was called, how often, and 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 
 import pytest
+
+from gateway.jobs.database import Database
+from gateway.jobs.states import StepState
+from gateway.jobs.store import JobStore
+from neuromesh.stack.processes import ManagedProcess
 
 from test_gateway_support import (calls, client, database_url, gateway_process, scrape, slow_simulation,
                                   start_services, started, wait_for)
@@ -91,6 +98,56 @@ def test_cancel_cancels_the_service_call(replicas, s3_server, module_bucket, tmp
                    > before.get("CANCELLED", 0) and c, 20, "the service to count the call cancelled")
     assert now.get("CANCELLED", 0) - before.get("CANCELLED", 0) == 1
     assert now.get("OK", 0) == before.get("OK", 0)                     # it never ran to its end
+
+
+def test_a_stopped_gateway_gives_its_running_step_back_at_once(replicas, s3_server, module_bucket, tmp_path):
+    """SIGTERM: the runner drains (no drain time here), cancels the call and releases the step as pending."""
+    service = replicas[0]
+    before = calls(service, "Simulate")["Simulate"]
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    gateway = gateway_process(tmp_path / "gateway.log", s3_server, module_bucket, url,
+                              {"simulation": [service.address]}).start()
+    lab = client(gateway)
+    job = lab.submit({"steps": [{"id": "long", "service": "simulation", "method": "Simulate",
+                                 "params": slow_simulation(251, duration_ms=20_000)}]})
+    wait_for(lambda: (step_of(lab.job(job["id"]), "long")["progress"] or 0) > 0, 60, "the step to progress")
+    # SIGTERM: uvicorn shuts down, then re-raises the signal, so the status says how it was stopped
+    assert gateway.stop() in (0, -signal.SIGTERM)
+    assert "'released': 1" in (tmp_path / "gateway.log").read_text()
+    database = Database(url)
+    try:
+        step = JobStore(database).get_job("lab-a", job["id"]).step("long")
+    finally:
+        database.close()
+    assert (step.state, step.lease_owner, step.attempts) == (StepState.PENDING, None, 0)   # not counted as an attempt
+    wait_for(lambda: calls(service, "Simulate")["Simulate"].get("CANCELLED", 0) > before.get("CANCELLED", 0), 20,
+             "the service to see the call cancelled")
+
+
+def test_an_api_only_gateway_and_a_worker_share_postgresql(replicas, s3_server, module_bucket, tmp_path):
+    """The HTTP side and the runner in different processes, one database; the worker reaches the
+    service through a dns:/// target (as a Kubernetes headless service)."""
+    service = replicas[0]
+    with database_url("postgresql", tmp_path, "gateway_worker") as url:
+        api = gateway_process(tmp_path / "api.log", s3_server, module_bucket, url, {"simulation": [service.address]},
+                              NEUROMESH_GATEWAY_RUN_JOBS="false").start()
+        worker_env = {**api.env, "NEUROMESH_GATEWAY_ENDPOINTS": json.dumps(
+            {"simulation": f"dns:///localhost:{service.grpc_port}"})}
+        worker = ManagedProcess("worker", [sys.executable, "-m", "gateway.jobs.worker", "--log-format", "text"],
+                                env=worker_env, log_path=tmp_path / "worker.log")
+        try:
+            lab = client(api)
+            _, ready, _ = lab.request("GET", "/readyz")
+            assert ready["checks"]["runner"] == {"ok": True, "running_jobs": False}
+            job = lab.submit({"steps": [{"id": "quick", "service": "simulation", "method": "Simulate",
+                                         "params": quick_simulation(351)}]})
+            worker.start()
+            finished = lab.wait(job["id"], timeout_s=90)
+        finally:
+            worker.stop()
+            api.stop()
+    assert finished["state"] == "succeeded", (finished, (tmp_path / "worker.log").read_text()[-2000:])
+    assert "figure" in step_of(finished, "quick")["outputs"]
 
 
 def test_a_replica_killed_mid_step_hands_the_step_to_the_other(replicas, s3_server, module_bucket, tmp_path):

@@ -135,7 +135,7 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
         time.sleep(interval_s)
 
 
-def slow_simulation(seed: int, duration_ms: float = 3000.0, scale: float = 0.1) -> dict:
+def slow_simulation(seed: int, duration_ms: float = 2000.0, scale: float = 0.1) -> dict:
     """A Simulate step that takes seconds and streams progress all along (a cortical column)."""
     return {"duration_ms": duration_ms, "bin_ms": 20,
             "network": {"cortical_column": {"scale": scale}, "seed": seed, "record_spikes": {}}}

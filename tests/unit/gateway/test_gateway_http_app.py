@@ -198,14 +198,18 @@ def test_metrics_count_requests_by_route_and_submissions(client):
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
     route = {"method": "GET", "route": "/v1/jobs/{job_id}", "status": "404"}
+    refused = {**route, "status": "401"}       # answered before routing, still counted by its route
     before, submitted = sample("neuromesh_gateway_http_requests_total", **route), \
         sample("neuromesh_gateway_jobs_submitted_total")
+    refused_before = sample("neuromesh_gateway_http_requests_total", **refused)
     for _ in range(3):
         client.get(f"/v1/jobs/{uuid.uuid4()}", headers=auth("lab-a"))
+    client.get(f"/v1/jobs/{uuid.uuid4()}")
     submit(client, **{"Idempotency-Key": "once"})
     submit(client, **{"Idempotency-Key": "once"})                      # a repeat is not a new job
     text = client.get("/metrics").text
     assert sample("neuromesh_gateway_http_requests_total", **route) - before == 3
+    assert sample("neuromesh_gateway_http_requests_total", **refused) - refused_before == 1
     assert sample("neuromesh_gateway_jobs_submitted_total") - submitted == 1
     assert 'neuromesh_gateway_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/jobs/{job_id}"}' \
         in text
