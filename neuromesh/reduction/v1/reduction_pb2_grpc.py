@@ -56,6 +56,21 @@ class ReductionServiceStub:
                 request_serializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.ScoreRequest.SerializeToString,
                 response_deserializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.ScoreResponse.FromString,
                 _registered_method=True)
+        self.InferCircuit = channel.unary_stream(
+                '/neuromesh.reduction.v1.ReductionService/InferCircuit',
+                request_serializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.InferCircuitRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.InferCircuitResponse.FromString,
+                _registered_method=True)
+        self.FindFixedPoints = channel.unary_stream(
+                '/neuromesh.reduction.v1.ReductionService/FindFixedPoints',
+                request_serializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.FindFixedPointsRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.FindFixedPointsResponse.FromString,
+                _registered_method=True)
+        self.CompareLearningRules = channel.unary_stream(
+                '/neuromesh.reduction.v1.ReductionService/CompareLearningRules',
+                request_serializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.CompareLearningRulesRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.CompareLearningRulesResponse.FromString,
+                _registered_method=True)
 
 
 class ReductionServiceServicer:
@@ -91,6 +106,39 @@ class ReductionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InferCircuit(self, request, context):
+        """Circuit-mechanism inference (services/reduction/core/circuit_inference.py): fits a recurrent
+        rate network to the recorded activity of some of its units (and to behaviour) under known
+        inputs by backpropagation through time, optionally under Dale's law, scores it on held-out
+        trials, and finds the fixed and slow points of the fitted dynamics with their Jacobian
+        spectra (Sussillo & Barak 2013). Streams progress (stages "fit", "fixed_points", "store";
+        counters: epochs_done, training_loss), then the result. Cancelling stops the fit at its next
+        report (every tenth of the epochs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindFixedPoints(self, request, context):
+        """Fixed and slow points of a given rate network (InferCircuit's, or one built by hand) under a
+        constant input, with their Jacobian spectra. Streams progress, then the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareLearningRules(self, request, context):
+        """Local learning rules beside backprop (services/reduction/core/learning_rules.py): trains one
+        two-layer network, from the same initial weights on the same task, with backprop, feedback
+        alignment and three-factor node perturbation, and returns their learning curves and the
+        angles of their updates to the gradient; or learns principal components with Oja's,
+        Sanger's or the symmetric subspace Hebbian rule and compares them with PCA. Streams
+        progress (stage "train", one rule after another), then the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReductionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +156,21 @@ def add_ReductionServiceServicer_to_server(servicer, server):
                     servicer.Score,
                     request_deserializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.ScoreRequest.FromString,
                     response_serializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.ScoreResponse.SerializeToString,
+            ),
+            'InferCircuit': grpc.unary_stream_rpc_method_handler(
+                    servicer.InferCircuit,
+                    request_deserializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.InferCircuitRequest.FromString,
+                    response_serializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.InferCircuitResponse.SerializeToString,
+            ),
+            'FindFixedPoints': grpc.unary_stream_rpc_method_handler(
+                    servicer.FindFixedPoints,
+                    request_deserializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.FindFixedPointsRequest.FromString,
+                    response_serializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.FindFixedPointsResponse.SerializeToString,
+            ),
+            'CompareLearningRules': grpc.unary_stream_rpc_method_handler(
+                    servicer.CompareLearningRules,
+                    request_deserializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.CompareLearningRulesRequest.FromString,
+                    response_serializer=neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.CompareLearningRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -198,6 +261,87 @@ class ReductionService:
             '/neuromesh.reduction.v1.ReductionService/Score',
             neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.ScoreRequest.SerializeToString,
             neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.ScoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InferCircuit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neuromesh.reduction.v1.ReductionService/InferCircuit',
+            neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.InferCircuitRequest.SerializeToString,
+            neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.InferCircuitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindFixedPoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neuromesh.reduction.v1.ReductionService/FindFixedPoints',
+            neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.FindFixedPointsRequest.SerializeToString,
+            neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.FindFixedPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareLearningRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neuromesh.reduction.v1.ReductionService/CompareLearningRules',
+            neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.CompareLearningRulesRequest.SerializeToString,
+            neuromesh_dot_reduction_dot_v1_dot_reduction__pb2.CompareLearningRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,27 @@ class ReductionServiceStub:
     """Latents of new activity under a stored model."""
     Score: _grpc.UnaryUnaryMultiCallable[_reduction_pb2.ScoreRequest, _reduction_pb2.ScoreResponse]
     """Scores of a stored model on (new) activity, optionally against known latents."""
+    InferCircuit: _grpc.UnaryStreamMultiCallable[_reduction_pb2.InferCircuitRequest, _reduction_pb2.InferCircuitResponse]
+    """Circuit-mechanism inference (services/reduction/core/circuit_inference.py): fits a recurrent
+    rate network to the recorded activity of some of its units (and to behaviour) under known
+    inputs by backpropagation through time, optionally under Dale's law, scores it on held-out
+    trials, and finds the fixed and slow points of the fitted dynamics with their Jacobian
+    spectra (Sussillo & Barak 2013). Streams progress (stages "fit", "fixed_points", "store";
+    counters: epochs_done, training_loss), then the result. Cancelling stops the fit at its next
+    report (every tenth of the epochs).
+    """
+    FindFixedPoints: _grpc.UnaryStreamMultiCallable[_reduction_pb2.FindFixedPointsRequest, _reduction_pb2.FindFixedPointsResponse]
+    """Fixed and slow points of a given rate network (InferCircuit's, or one built by hand) under a
+    constant input, with their Jacobian spectra. Streams progress, then the result.
+    """
+    CompareLearningRules: _grpc.UnaryStreamMultiCallable[_reduction_pb2.CompareLearningRulesRequest, _reduction_pb2.CompareLearningRulesResponse]
+    """Local learning rules beside backprop (services/reduction/core/learning_rules.py): trains one
+    two-layer network, from the same initial weights on the same task, with backprop, feedback
+    alignment and three-factor node perturbation, and returns their learning curves and the
+    angles of their updates to the gradient; or learns principal components with Oja's,
+    Sanger's or the symmetric subspace Hebbian rule and compares them with PCA. Streams
+    progress (stage "train", one rule after another), then the result.
+    """
 
 @_typing.type_check_only
 class ReductionServiceAsyncStub(ReductionServiceStub):
@@ -71,6 +92,27 @@ class ReductionServiceAsyncStub(ReductionServiceStub):
     """Latents of new activity under a stored model."""
     Score: _aio.UnaryUnaryMultiCallable[_reduction_pb2.ScoreRequest, _reduction_pb2.ScoreResponse]  # type: ignore[assignment]
     """Scores of a stored model on (new) activity, optionally against known latents."""
+    InferCircuit: _aio.UnaryStreamMultiCallable[_reduction_pb2.InferCircuitRequest, _reduction_pb2.InferCircuitResponse]  # type: ignore[assignment]
+    """Circuit-mechanism inference (services/reduction/core/circuit_inference.py): fits a recurrent
+    rate network to the recorded activity of some of its units (and to behaviour) under known
+    inputs by backpropagation through time, optionally under Dale's law, scores it on held-out
+    trials, and finds the fixed and slow points of the fitted dynamics with their Jacobian
+    spectra (Sussillo & Barak 2013). Streams progress (stages "fit", "fixed_points", "store";
+    counters: epochs_done, training_loss), then the result. Cancelling stops the fit at its next
+    report (every tenth of the epochs).
+    """
+    FindFixedPoints: _aio.UnaryStreamMultiCallable[_reduction_pb2.FindFixedPointsRequest, _reduction_pb2.FindFixedPointsResponse]  # type: ignore[assignment]
+    """Fixed and slow points of a given rate network (InferCircuit's, or one built by hand) under a
+    constant input, with their Jacobian spectra. Streams progress, then the result.
+    """
+    CompareLearningRules: _aio.UnaryStreamMultiCallable[_reduction_pb2.CompareLearningRulesRequest, _reduction_pb2.CompareLearningRulesResponse]  # type: ignore[assignment]
+    """Local learning rules beside backprop (services/reduction/core/learning_rules.py): trains one
+    two-layer network, from the same initial weights on the same task, with backprop, feedback
+    alignment and three-factor node perturbation, and returns their learning curves and the
+    angles of their updates to the gradient; or learns principal components with Oja's,
+    Sanger's or the symmetric subspace Hebbian rule and compares them with PCA. Streams
+    progress (stage "train", one rule after another), then the result.
+    """
 
 class ReductionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reduction of population activity to low-dimensional latents and dynamics.
@@ -108,5 +150,44 @@ class ReductionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reduction_pb2.ScoreResponse, _abc.Awaitable[_reduction_pb2.ScoreResponse]]:
         """Scores of a stored model on (new) activity, optionally against known latents."""
+
+    @_abc_1.abstractmethod
+    def InferCircuit(
+        self,
+        request: _reduction_pb2.InferCircuitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_reduction_pb2.InferCircuitResponse], _abc.AsyncIterator[_reduction_pb2.InferCircuitResponse]]:
+        """Circuit-mechanism inference (services/reduction/core/circuit_inference.py): fits a recurrent
+        rate network to the recorded activity of some of its units (and to behaviour) under known
+        inputs by backpropagation through time, optionally under Dale's law, scores it on held-out
+        trials, and finds the fixed and slow points of the fitted dynamics with their Jacobian
+        spectra (Sussillo & Barak 2013). Streams progress (stages "fit", "fixed_points", "store";
+        counters: epochs_done, training_loss), then the result. Cancelling stops the fit at its next
+        report (every tenth of the epochs).
+        """
+
+    @_abc_1.abstractmethod
+    def FindFixedPoints(
+        self,
+        request: _reduction_pb2.FindFixedPointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_reduction_pb2.FindFixedPointsResponse], _abc.AsyncIterator[_reduction_pb2.FindFixedPointsResponse]]:
+        """Fixed and slow points of a given rate network (InferCircuit's, or one built by hand) under a
+        constant input, with their Jacobian spectra. Streams progress, then the result.
+        """
+
+    @_abc_1.abstractmethod
+    def CompareLearningRules(
+        self,
+        request: _reduction_pb2.CompareLearningRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_reduction_pb2.CompareLearningRulesResponse], _abc.AsyncIterator[_reduction_pb2.CompareLearningRulesResponse]]:
+        """Local learning rules beside backprop (services/reduction/core/learning_rules.py): trains one
+        two-layer network, from the same initial weights on the same task, with backprop, feedback
+        alignment and three-factor node perturbation, and returns their learning curves and the
+        angles of their updates to the gradient; or learns principal components with Oja's,
+        Sanger's or the symmetric subspace Hebbian rule and compares them with PCA. Streams
+        progress (stage "train", one rule after another), then the result.
+        """
 
 def add_ReductionServiceServicer_to_server(servicer: ReductionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

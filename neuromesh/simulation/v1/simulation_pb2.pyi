@@ -55,6 +55,33 @@ class VogelsAbbottKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VOGELS_ABBOTT_KIND_UNSPECIFIED: _ClassVar[VogelsAbbottKind]
     VOGELS_ABBOTT_KIND_CUBA: _ClassVar[VogelsAbbottKind]
     VOGELS_ABBOTT_KIND_COBA: _ClassVar[VogelsAbbottKind]
+
+class ObserverMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OBSERVER_MODE_UNSPECIFIED: _ClassVar[ObserverMode]
+    OBSERVER_MODE_POSTERIOR: _ClassVar[ObserverMode]
+    OBSERVER_MODE_PSYCHOMETRIC: _ClassVar[ObserverMode]
+    OBSERVER_MODE_SIMULATE: _ClassVar[ObserverMode]
+    OBSERVER_MODE_FIT: _ClassVar[ObserverMode]
+
+class ImageSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMAGE_SOURCE_UNSPECIFIED: _ClassVar[ImageSource]
+    IMAGE_SOURCE_NATURAL: _ClassVar[ImageSource]
+    IMAGE_SOURCE_PINK_NOISE: _ClassVar[ImageSource]
+    IMAGE_SOURCE_UPLOADED: _ClassVar[ImageSource]
+
+class PredictionActivation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREDICTION_ACTIVATION_UNSPECIFIED: _ClassVar[PredictionActivation]
+    PREDICTION_ACTIVATION_LINEAR: _ClassVar[PredictionActivation]
+    PREDICTION_ACTIVATION_TANH: _ClassVar[PredictionActivation]
+
+class CausePrior(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAUSE_PRIOR_UNSPECIFIED: _ClassVar[CausePrior]
+    CAUSE_PRIOR_CAUCHY: _ClassVar[CausePrior]
+    CAUSE_PRIOR_GAUSSIAN: _ClassVar[CausePrior]
 NEURON_MODEL_UNSPECIFIED: NeuronModel
 NEURON_MODEL_LIF_CUBA: NeuronModel
 NEURON_MODEL_LIF_COBA: NeuronModel
@@ -81,6 +108,21 @@ DTYPE_FLOAT64: Dtype
 VOGELS_ABBOTT_KIND_UNSPECIFIED: VogelsAbbottKind
 VOGELS_ABBOTT_KIND_CUBA: VogelsAbbottKind
 VOGELS_ABBOTT_KIND_COBA: VogelsAbbottKind
+OBSERVER_MODE_UNSPECIFIED: ObserverMode
+OBSERVER_MODE_POSTERIOR: ObserverMode
+OBSERVER_MODE_PSYCHOMETRIC: ObserverMode
+OBSERVER_MODE_SIMULATE: ObserverMode
+OBSERVER_MODE_FIT: ObserverMode
+IMAGE_SOURCE_UNSPECIFIED: ImageSource
+IMAGE_SOURCE_NATURAL: ImageSource
+IMAGE_SOURCE_PINK_NOISE: ImageSource
+IMAGE_SOURCE_UPLOADED: ImageSource
+PREDICTION_ACTIVATION_UNSPECIFIED: PredictionActivation
+PREDICTION_ACTIVATION_LINEAR: PredictionActivation
+PREDICTION_ACTIVATION_TANH: PredictionActivation
+CAUSE_PRIOR_UNSPECIFIED: CausePrior
+CAUSE_PRIOR_CAUCHY: CausePrior
+CAUSE_PRIOR_GAUSSIAN: CausePrior
 
 class InitialValue(_message.Message):
     __slots__ = ("distribution", "a", "b")
@@ -458,3 +500,343 @@ class EstimateMemoryResponse(_message.Message):
     n_neurons: int
     expected_synapses: int
     def __init__(self, total_bytes: _Optional[int] = ..., breakdown_bytes: _Optional[_Mapping[str, int]] = ..., limit_bytes: _Optional[int] = ..., fits: _Optional[bool] = ..., n_neurons: _Optional[int] = ..., expected_synapses: _Optional[int] = ...) -> None: ...
+
+class ObserverParameters(_message.Message):
+    __slots__ = ("prior_mean", "prior_sd", "noise_sd", "lapse")
+    PRIOR_MEAN_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_SD_FIELD_NUMBER: _ClassVar[int]
+    NOISE_SD_FIELD_NUMBER: _ClassVar[int]
+    LAPSE_FIELD_NUMBER: _ClassVar[int]
+    prior_mean: float
+    prior_sd: float
+    noise_sd: float
+    lapse: float
+    def __init__(self, prior_mean: _Optional[float] = ..., prior_sd: _Optional[float] = ..., noise_sd: _Optional[float] = ..., lapse: _Optional[float] = ...) -> None: ...
+
+class StimulusGrid(_message.Message):
+    __slots__ = ("start", "stop", "n_points")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    N_POINTS_FIELD_NUMBER: _ClassVar[int]
+    start: float
+    stop: float
+    n_points: int
+    def __init__(self, start: _Optional[float] = ..., stop: _Optional[float] = ..., n_points: _Optional[int] = ...) -> None: ...
+
+class BayesianObserverRequest(_message.Message):
+    __slots__ = ("mode", "parameters", "observations", "stimuli", "references", "reference", "choices", "n_samples", "n_samples_per_trial", "grid", "psychometric_references", "fix_lapse", "confidence", "n_bootstrap", "seed")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    STIMULI_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    N_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    N_SAMPLES_PER_TRIAL_FIELD_NUMBER: _ClassVar[int]
+    GRID_FIELD_NUMBER: _ClassVar[int]
+    PSYCHOMETRIC_REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    FIX_LAPSE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    N_BOOTSTRAP_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    mode: ObserverMode
+    parameters: ObserverParameters
+    observations: _artifact_pb2.ArtifactRef
+    stimuli: _artifact_pb2.ArtifactRef
+    references: _artifact_pb2.ArtifactRef
+    reference: float
+    choices: _artifact_pb2.ArtifactRef
+    n_samples: int
+    n_samples_per_trial: _artifact_pb2.ArtifactRef
+    grid: StimulusGrid
+    psychometric_references: _containers.RepeatedScalarFieldContainer[float]
+    fix_lapse: bool
+    confidence: float
+    n_bootstrap: int
+    seed: int
+    def __init__(self, mode: _Optional[_Union[ObserverMode, str]] = ..., parameters: _Optional[_Union[ObserverParameters, _Mapping]] = ..., observations: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., stimuli: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., references: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., reference: _Optional[float] = ..., choices: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., n_samples: _Optional[int] = ..., n_samples_per_trial: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., grid: _Optional[_Union[StimulusGrid, _Mapping]] = ..., psychometric_references: _Optional[_Iterable[float]] = ..., fix_lapse: _Optional[bool] = ..., confidence: _Optional[float] = ..., n_bootstrap: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class ObserverPosterior(_message.Message):
+    __slots__ = ("means", "variances", "predictive_means", "predictive_sds", "gains", "log_evidence", "n_sequences", "n_observations", "final_mean", "final_sd", "total_log_evidence")
+    MEANS_FIELD_NUMBER: _ClassVar[int]
+    VARIANCES_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIVE_MEANS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIVE_SDS_FIELD_NUMBER: _ClassVar[int]
+    GAINS_FIELD_NUMBER: _ClassVar[int]
+    LOG_EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    N_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+    N_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_MEAN_FIELD_NUMBER: _ClassVar[int]
+    FINAL_SD_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_LOG_EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    means: _artifact_pb2.ArtifactRef
+    variances: _artifact_pb2.ArtifactRef
+    predictive_means: _artifact_pb2.ArtifactRef
+    predictive_sds: _artifact_pb2.ArtifactRef
+    gains: _artifact_pb2.ArtifactRef
+    log_evidence: _artifact_pb2.ArtifactRef
+    n_sequences: int
+    n_observations: int
+    final_mean: float
+    final_sd: float
+    total_log_evidence: float
+    def __init__(self, means: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., variances: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., predictive_means: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., predictive_sds: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., gains: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., log_evidence: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., n_sequences: _Optional[int] = ..., n_observations: _Optional[int] = ..., final_mean: _Optional[float] = ..., final_sd: _Optional[float] = ..., total_log_evidence: _Optional[float] = ...) -> None: ...
+
+class PsychometricCurves(_message.Message):
+    __slots__ = ("stimuli", "probabilities", "references", "points_of_subjective_equality", "discrimination_sd")
+    STIMULI_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    POINTS_OF_SUBJECTIVE_EQUALITY_FIELD_NUMBER: _ClassVar[int]
+    DISCRIMINATION_SD_FIELD_NUMBER: _ClassVar[int]
+    stimuli: _artifact_pb2.ArtifactRef
+    probabilities: _artifact_pb2.ArtifactRef
+    references: _containers.RepeatedScalarFieldContainer[float]
+    points_of_subjective_equality: _containers.RepeatedScalarFieldContainer[float]
+    discrimination_sd: float
+    def __init__(self, stimuli: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., probabilities: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., references: _Optional[_Iterable[float]] = ..., points_of_subjective_equality: _Optional[_Iterable[float]] = ..., discrimination_sd: _Optional[float] = ...) -> None: ...
+
+class SimulatedChoices(_message.Message):
+    __slots__ = ("choices", "n_trials", "fraction_greater", "log_likelihood")
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    N_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_GREATER_FIELD_NUMBER: _ClassVar[int]
+    LOG_LIKELIHOOD_FIELD_NUMBER: _ClassVar[int]
+    choices: _artifact_pb2.ArtifactRef
+    n_trials: int
+    fraction_greater: float
+    log_likelihood: float
+    def __init__(self, choices: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., n_trials: _Optional[int] = ..., fraction_greater: _Optional[float] = ..., log_likelihood: _Optional[float] = ...) -> None: ...
+
+class ParameterEstimate(_message.Message):
+    __slots__ = ("name", "estimate", "standard_error", "ci_lower", "ci_upper", "bootstrap_ci_lower", "bootstrap_ci_upper")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    STANDARD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CI_LOWER_FIELD_NUMBER: _ClassVar[int]
+    CI_UPPER_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_CI_LOWER_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_CI_UPPER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    estimate: float
+    standard_error: float
+    ci_lower: float
+    ci_upper: float
+    bootstrap_ci_lower: float
+    bootstrap_ci_upper: float
+    def __init__(self, name: _Optional[str] = ..., estimate: _Optional[float] = ..., standard_error: _Optional[float] = ..., ci_lower: _Optional[float] = ..., ci_upper: _Optional[float] = ..., bootstrap_ci_lower: _Optional[float] = ..., bootstrap_ci_upper: _Optional[float] = ...) -> None: ...
+
+class ObserverFit(_message.Message):
+    __slots__ = ("parameters", "negative_log_likelihood", "n_trials", "converged", "hessian_positive_definite", "confidence", "theta_covariance", "bootstrap_estimates", "predicted")
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_LOG_LIKELIHOOD_FIELD_NUMBER: _ClassVar[int]
+    N_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGED_FIELD_NUMBER: _ClassVar[int]
+    HESSIAN_POSITIVE_DEFINITE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    THETA_COVARIANCE_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_ESTIMATES_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    parameters: _containers.RepeatedCompositeFieldContainer[ParameterEstimate]
+    negative_log_likelihood: float
+    n_trials: int
+    converged: bool
+    hessian_positive_definite: bool
+    confidence: float
+    theta_covariance: _artifact_pb2.ArtifactRef
+    bootstrap_estimates: _artifact_pb2.ArtifactRef
+    predicted: _artifact_pb2.ArtifactRef
+    def __init__(self, parameters: _Optional[_Iterable[_Union[ParameterEstimate, _Mapping]]] = ..., negative_log_likelihood: _Optional[float] = ..., n_trials: _Optional[int] = ..., converged: _Optional[bool] = ..., hessian_positive_definite: _Optional[bool] = ..., confidence: _Optional[float] = ..., theta_covariance: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., bootstrap_estimates: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., predicted: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
+
+class BayesianObserverResponse(_message.Message):
+    __slots__ = ("mode", "posterior", "psychometric", "simulated", "fit", "figure", "report")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    POSTERIOR_FIELD_NUMBER: _ClassVar[int]
+    PSYCHOMETRIC_FIELD_NUMBER: _ClassVar[int]
+    SIMULATED_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
+    FIGURE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    mode: ObserverMode
+    posterior: ObserverPosterior
+    psychometric: PsychometricCurves
+    simulated: SimulatedChoices
+    fit: ObserverFit
+    figure: _artifact_pb2.ArtifactRef
+    report: _artifact_pb2.ArtifactRef
+    def __init__(self, mode: _Optional[_Union[ObserverMode, str]] = ..., posterior: _Optional[_Union[ObserverPosterior, _Mapping]] = ..., psychometric: _Optional[_Union[PsychometricCurves, _Mapping]] = ..., simulated: _Optional[_Union[SimulatedChoices, _Mapping]] = ..., fit: _Optional[_Union[ObserverFit, _Mapping]] = ..., figure: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., report: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
+
+class PinkNoiseImages(_message.Message):
+    __slots__ = ("n_images", "size", "exponent")
+    N_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXPONENT_FIELD_NUMBER: _ClassVar[int]
+    n_images: int
+    size: int
+    exponent: float
+    def __init__(self, n_images: _Optional[int] = ..., size: _Optional[int] = ..., exponent: _Optional[float] = ...) -> None: ...
+
+class BarLengthProbe(_message.Message):
+    __slots__ = ("units", "lengths", "width", "n_steps")
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    N_STEPS_FIELD_NUMBER: _ClassVar[int]
+    units: _containers.RepeatedScalarFieldContainer[int]
+    lengths: _containers.RepeatedScalarFieldContainer[float]
+    width: float
+    n_steps: int
+    def __init__(self, units: _Optional[_Iterable[int]] = ..., lengths: _Optional[_Iterable[float]] = ..., width: _Optional[float] = ..., n_steps: _Optional[int] = ...) -> None: ...
+
+class TrainPredictiveCodingRequest(_message.Message):
+    __slots__ = ("source", "natural_images", "pink_noise", "images", "whiten", "whitening_cutoff", "n_regions", "patch_height", "patch_width", "n_modules", "module_offset", "layer_sizes", "activation", "noise_sds", "prior", "sparsity", "n_batches", "batch_size", "n_steps", "rate", "learning_rate", "weight_decay", "normalize", "seed", "bar_length")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    NATURAL_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PINK_NOISE_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    WHITEN_FIELD_NUMBER: _ClassVar[int]
+    WHITENING_CUTOFF_FIELD_NUMBER: _ClassVar[int]
+    N_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    PATCH_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PATCH_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    N_MODULES_FIELD_NUMBER: _ClassVar[int]
+    MODULE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LAYER_SIZES_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    NOISE_SDS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_FIELD_NUMBER: _ClassVar[int]
+    SPARSITY_FIELD_NUMBER: _ClassVar[int]
+    N_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    N_STEPS_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    BAR_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    source: ImageSource
+    natural_images: _containers.RepeatedScalarFieldContainer[str]
+    pink_noise: PinkNoiseImages
+    images: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    whiten: bool
+    whitening_cutoff: float
+    n_regions: int
+    patch_height: int
+    patch_width: int
+    n_modules: int
+    module_offset: int
+    layer_sizes: _containers.RepeatedScalarFieldContainer[int]
+    activation: PredictionActivation
+    noise_sds: _containers.RepeatedScalarFieldContainer[float]
+    prior: CausePrior
+    sparsity: _containers.RepeatedScalarFieldContainer[float]
+    n_batches: int
+    batch_size: int
+    n_steps: int
+    rate: float
+    learning_rate: float
+    weight_decay: float
+    normalize: bool
+    seed: int
+    bar_length: BarLengthProbe
+    def __init__(self, source: _Optional[_Union[ImageSource, str]] = ..., natural_images: _Optional[_Iterable[str]] = ..., pink_noise: _Optional[_Union[PinkNoiseImages, _Mapping]] = ..., images: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., whiten: _Optional[bool] = ..., whitening_cutoff: _Optional[float] = ..., n_regions: _Optional[int] = ..., patch_height: _Optional[int] = ..., patch_width: _Optional[int] = ..., n_modules: _Optional[int] = ..., module_offset: _Optional[int] = ..., layer_sizes: _Optional[_Iterable[int]] = ..., activation: _Optional[_Union[PredictionActivation, str]] = ..., noise_sds: _Optional[_Iterable[float]] = ..., prior: _Optional[_Union[CausePrior, str]] = ..., sparsity: _Optional[_Iterable[float]] = ..., n_batches: _Optional[int] = ..., batch_size: _Optional[int] = ..., n_steps: _Optional[int] = ..., rate: _Optional[float] = ..., learning_rate: _Optional[float] = ..., weight_decay: _Optional[float] = ..., normalize: _Optional[bool] = ..., seed: _Optional[int] = ..., bar_length: _Optional[_Union[BarLengthProbe, _Mapping]] = ...) -> None: ...
+
+class BarLengthTuning(_message.Message):
+    __slots__ = ("unit", "orientation", "center_x", "center_y", "end_stopping", "end_stopping_no_feedback")
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    ORIENTATION_FIELD_NUMBER: _ClassVar[int]
+    CENTER_X_FIELD_NUMBER: _ClassVar[int]
+    CENTER_Y_FIELD_NUMBER: _ClassVar[int]
+    END_STOPPING_FIELD_NUMBER: _ClassVar[int]
+    END_STOPPING_NO_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    unit: int
+    orientation: float
+    center_x: float
+    center_y: float
+    end_stopping: float
+    end_stopping_no_feedback: float
+    def __init__(self, unit: _Optional[int] = ..., orientation: _Optional[float] = ..., center_x: _Optional[float] = ..., center_y: _Optional[float] = ..., end_stopping: _Optional[float] = ..., end_stopping_no_feedback: _Optional[float] = ...) -> None: ...
+
+class FieldMeasures(_message.Message):
+    __slots__ = ("unit", "gabor_r2", "osi", "orientation", "frequency", "sigma_across", "sigma_along", "center_x", "center_y")
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    GABOR_R2_FIELD_NUMBER: _ClassVar[int]
+    OSI_FIELD_NUMBER: _ClassVar[int]
+    ORIENTATION_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_FIELD_NUMBER: _ClassVar[int]
+    SIGMA_ACROSS_FIELD_NUMBER: _ClassVar[int]
+    SIGMA_ALONG_FIELD_NUMBER: _ClassVar[int]
+    CENTER_X_FIELD_NUMBER: _ClassVar[int]
+    CENTER_Y_FIELD_NUMBER: _ClassVar[int]
+    unit: int
+    gabor_r2: float
+    osi: float
+    orientation: float
+    frequency: float
+    sigma_across: float
+    sigma_along: float
+    center_x: float
+    center_y: float
+    def __init__(self, unit: _Optional[int] = ..., gabor_r2: _Optional[float] = ..., osi: _Optional[float] = ..., orientation: _Optional[float] = ..., frequency: _Optional[float] = ..., sigma_across: _Optional[float] = ..., sigma_along: _Optional[float] = ..., center_x: _Optional[float] = ..., center_y: _Optional[float] = ...) -> None: ...
+
+class TrainPredictiveCodingResult(_message.Message):
+    __slots__ = ("weights", "fields", "prediction_errors", "relative_errors", "energy", "initial_relative_errors", "final_relative_errors", "field_measures", "gabor_r2", "orientation_selectivity", "gabor_parameters", "median_gabor_r2", "median_osi", "random_median_gabor_r2", "random_median_osi", "fields_figure", "errors_figure", "bar_tuning", "bar_lengths", "bar_responses", "bar_figure", "n_regions", "region_shape", "report")
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_RELATIVE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_RELATIVE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    FIELD_MEASURES_FIELD_NUMBER: _ClassVar[int]
+    GABOR_R2_FIELD_NUMBER: _ClassVar[int]
+    ORIENTATION_SELECTIVITY_FIELD_NUMBER: _ClassVar[int]
+    GABOR_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_GABOR_R2_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_OSI_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_MEDIAN_GABOR_R2_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_MEDIAN_OSI_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIGURE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIGURE_FIELD_NUMBER: _ClassVar[int]
+    BAR_TUNING_FIELD_NUMBER: _ClassVar[int]
+    BAR_LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    BAR_RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    BAR_FIGURE_FIELD_NUMBER: _ClassVar[int]
+    N_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    REGION_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    weights: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    fields: _artifact_pb2.ArtifactRef
+    prediction_errors: _artifact_pb2.ArtifactRef
+    relative_errors: _artifact_pb2.ArtifactRef
+    energy: _artifact_pb2.ArtifactRef
+    initial_relative_errors: _containers.RepeatedScalarFieldContainer[float]
+    final_relative_errors: _containers.RepeatedScalarFieldContainer[float]
+    field_measures: _containers.RepeatedCompositeFieldContainer[FieldMeasures]
+    gabor_r2: _artifact_pb2.ArtifactRef
+    orientation_selectivity: _artifact_pb2.ArtifactRef
+    gabor_parameters: _artifact_pb2.ArtifactRef
+    median_gabor_r2: float
+    median_osi: float
+    random_median_gabor_r2: float
+    random_median_osi: float
+    fields_figure: _artifact_pb2.ArtifactRef
+    errors_figure: _artifact_pb2.ArtifactRef
+    bar_tuning: _containers.RepeatedCompositeFieldContainer[BarLengthTuning]
+    bar_lengths: _artifact_pb2.ArtifactRef
+    bar_responses: _artifact_pb2.ArtifactRef
+    bar_figure: _artifact_pb2.ArtifactRef
+    n_regions: int
+    region_shape: _containers.RepeatedScalarFieldContainer[int]
+    report: _artifact_pb2.ArtifactRef
+    def __init__(self, weights: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., fields: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., prediction_errors: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., relative_errors: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., energy: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., initial_relative_errors: _Optional[_Iterable[float]] = ..., final_relative_errors: _Optional[_Iterable[float]] = ..., field_measures: _Optional[_Iterable[_Union[FieldMeasures, _Mapping]]] = ..., gabor_r2: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., orientation_selectivity: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., gabor_parameters: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., median_gabor_r2: _Optional[float] = ..., median_osi: _Optional[float] = ..., random_median_gabor_r2: _Optional[float] = ..., random_median_osi: _Optional[float] = ..., fields_figure: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., errors_figure: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., bar_tuning: _Optional[_Iterable[_Union[BarLengthTuning, _Mapping]]] = ..., bar_lengths: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., bar_responses: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., bar_figure: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., n_regions: _Optional[int] = ..., region_shape: _Optional[_Iterable[int]] = ..., report: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
+
+class TrainPredictiveCodingResponse(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: _progress_pb2.Progress
+    result: TrainPredictiveCodingResult
+    def __init__(self, progress: _Optional[_Union[_progress_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[TrainPredictiveCodingResult, _Mapping]] = ...) -> None: ...

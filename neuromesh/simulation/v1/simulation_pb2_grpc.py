@@ -55,6 +55,16 @@ class SimulationServiceStub:
                 request_serializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.EstimateMemoryRequest.SerializeToString,
                 response_deserializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.EstimateMemoryResponse.FromString,
                 _registered_method=True)
+        self.BayesianObserver = channel.unary_unary(
+                '/neuromesh.simulation.v1.SimulationService/BayesianObserver',
+                request_serializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.BayesianObserverRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.BayesianObserverResponse.FromString,
+                _registered_method=True)
+        self.TrainPredictiveCoding = channel.unary_stream(
+                '/neuromesh.simulation.v1.SimulationService/TrainPredictiveCoding',
+                request_serializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.TrainPredictiveCodingRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.TrainPredictiveCodingResponse.FromString,
+                _registered_method=True)
 
 
 class SimulationServiceServicer:
@@ -88,6 +98,32 @@ class SimulationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BayesianObserver(self, request, context):
+        """An ideal Bayesian observer of a Gaussian stimulus (services/simulation/core/bayesian_observer.py):
+        its posterior after each noisy measurement, its psychometric curves in a two-alternative
+        forced choice, the choices of a simulated subject, or the maximum-likelihood fit of its
+        prior, sensory noise and lapse rate to a subject's choices with Wald (and bootstrap)
+        confidence intervals. Stores the arrays, a PNG and a JSON report under a content-addressed
+        prefix: the same request twice returns the stored response.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrainPredictiveCoding(self, request, context):
+        """Trains a hierarchical predictive coding network (Rao & Ballard 1999;
+        services/simulation/core/predictive_coding.py) on regions of whitened natural images, pink
+        noise or uploaded images with local Hebbian learning, then measures its level-1 fields
+        (2-D Gabor fits, orientation selectivity, against an untrained network of the same shape)
+        and optionally the bar-length tuning of chosen units (end-stopping). Streams progress
+        (stages "images", "train", "fields", "bar_length", "store"; counter: batches_done), then the
+        result. Cancelling the call stops training at its next
+        report (every tenth of the batches).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +136,16 @@ def add_SimulationServiceServicer_to_server(servicer, server):
                     servicer.EstimateMemory,
                     request_deserializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.EstimateMemoryRequest.FromString,
                     response_serializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.EstimateMemoryResponse.SerializeToString,
+            ),
+            'BayesianObserver': grpc.unary_unary_rpc_method_handler(
+                    servicer.BayesianObserver,
+                    request_deserializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.BayesianObserverRequest.FromString,
+                    response_serializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.BayesianObserverResponse.SerializeToString,
+            ),
+            'TrainPredictiveCoding': grpc.unary_stream_rpc_method_handler(
+                    servicer.TrainPredictiveCoding,
+                    request_deserializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.TrainPredictiveCodingRequest.FromString,
+                    response_serializer=neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.TrainPredictiveCodingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -167,6 +213,60 @@ class SimulationService:
             '/neuromesh.simulation.v1.SimulationService/EstimateMemory',
             neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.EstimateMemoryRequest.SerializeToString,
             neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.EstimateMemoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BayesianObserver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/neuromesh.simulation.v1.SimulationService/BayesianObserver',
+            neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.BayesianObserverRequest.SerializeToString,
+            neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.BayesianObserverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainPredictiveCoding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neuromesh.simulation.v1.SimulationService/TrainPredictiveCoding',
+            neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.TrainPredictiveCodingRequest.SerializeToString,
+            neuromesh_dot_simulation_dot_v1_dot_simulation__pb2.TrainPredictiveCodingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,24 @@ class SimulationServiceStub:
     """
     EstimateMemory: _grpc.UnaryUnaryMultiCallable[_simulation_pb2.EstimateMemoryRequest, _simulation_pb2.EstimateMemoryResponse]
     """The memory the engine would allocate for a network, by component, without building it."""
+    BayesianObserver: _grpc.UnaryUnaryMultiCallable[_simulation_pb2.BayesianObserverRequest, _simulation_pb2.BayesianObserverResponse]
+    """An ideal Bayesian observer of a Gaussian stimulus (services/simulation/core/bayesian_observer.py):
+    its posterior after each noisy measurement, its psychometric curves in a two-alternative
+    forced choice, the choices of a simulated subject, or the maximum-likelihood fit of its
+    prior, sensory noise and lapse rate to a subject's choices with Wald (and bootstrap)
+    confidence intervals. Stores the arrays, a PNG and a JSON report under a content-addressed
+    prefix: the same request twice returns the stored response.
+    """
+    TrainPredictiveCoding: _grpc.UnaryStreamMultiCallable[_simulation_pb2.TrainPredictiveCodingRequest, _simulation_pb2.TrainPredictiveCodingResponse]
+    """Trains a hierarchical predictive coding network (Rao & Ballard 1999;
+    services/simulation/core/predictive_coding.py) on regions of whitened natural images, pink
+    noise or uploaded images with local Hebbian learning, then measures its level-1 fields
+    (2-D Gabor fits, orientation selectivity, against an untrained network of the same shape)
+    and optionally the bar-length tuning of chosen units (end-stopping). Streams progress
+    (stages "images", "train", "fields", "bar_length", "store"; counter: batches_done), then the
+    result. Cancelling the call stops training at its next
+    report (every tenth of the batches).
+    """
 
 @_typing.type_check_only
 class SimulationServiceAsyncStub(SimulationServiceStub):
@@ -77,6 +95,24 @@ class SimulationServiceAsyncStub(SimulationServiceStub):
     """
     EstimateMemory: _aio.UnaryUnaryMultiCallable[_simulation_pb2.EstimateMemoryRequest, _simulation_pb2.EstimateMemoryResponse]  # type: ignore[assignment]
     """The memory the engine would allocate for a network, by component, without building it."""
+    BayesianObserver: _aio.UnaryUnaryMultiCallable[_simulation_pb2.BayesianObserverRequest, _simulation_pb2.BayesianObserverResponse]  # type: ignore[assignment]
+    """An ideal Bayesian observer of a Gaussian stimulus (services/simulation/core/bayesian_observer.py):
+    its posterior after each noisy measurement, its psychometric curves in a two-alternative
+    forced choice, the choices of a simulated subject, or the maximum-likelihood fit of its
+    prior, sensory noise and lapse rate to a subject's choices with Wald (and bootstrap)
+    confidence intervals. Stores the arrays, a PNG and a JSON report under a content-addressed
+    prefix: the same request twice returns the stored response.
+    """
+    TrainPredictiveCoding: _aio.UnaryStreamMultiCallable[_simulation_pb2.TrainPredictiveCodingRequest, _simulation_pb2.TrainPredictiveCodingResponse]  # type: ignore[assignment]
+    """Trains a hierarchical predictive coding network (Rao & Ballard 1999;
+    services/simulation/core/predictive_coding.py) on regions of whitened natural images, pink
+    noise or uploaded images with local Hebbian learning, then measures its level-1 fields
+    (2-D Gabor fits, orientation selectivity, against an untrained network of the same shape)
+    and optionally the bar-length tuning of chosen units (end-stopping). Streams progress
+    (stages "images", "train", "fields", "bar_length", "store"; counter: batches_done), then the
+    result. Cancelling the call stops training at its next
+    report (every tenth of the batches).
+    """
 
 class SimulationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Simulation of spiking circuits: LIF (current- and conductance-based) and Izhikevich neurons,
@@ -111,5 +147,35 @@ class SimulationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_simulation_pb2.EstimateMemoryResponse, _abc.Awaitable[_simulation_pb2.EstimateMemoryResponse]]:
         """The memory the engine would allocate for a network, by component, without building it."""
+
+    @_abc_1.abstractmethod
+    def BayesianObserver(
+        self,
+        request: _simulation_pb2.BayesianObserverRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulation_pb2.BayesianObserverResponse, _abc.Awaitable[_simulation_pb2.BayesianObserverResponse]]:
+        """An ideal Bayesian observer of a Gaussian stimulus (services/simulation/core/bayesian_observer.py):
+        its posterior after each noisy measurement, its psychometric curves in a two-alternative
+        forced choice, the choices of a simulated subject, or the maximum-likelihood fit of its
+        prior, sensory noise and lapse rate to a subject's choices with Wald (and bootstrap)
+        confidence intervals. Stores the arrays, a PNG and a JSON report under a content-addressed
+        prefix: the same request twice returns the stored response.
+        """
+
+    @_abc_1.abstractmethod
+    def TrainPredictiveCoding(
+        self,
+        request: _simulation_pb2.TrainPredictiveCodingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_simulation_pb2.TrainPredictiveCodingResponse], _abc.AsyncIterator[_simulation_pb2.TrainPredictiveCodingResponse]]:
+        """Trains a hierarchical predictive coding network (Rao & Ballard 1999;
+        services/simulation/core/predictive_coding.py) on regions of whitened natural images, pink
+        noise or uploaded images with local Hebbian learning, then measures its level-1 fields
+        (2-D Gabor fits, orientation selectivity, against an untrained network of the same shape)
+        and optionally the bar-length tuning of chosen units (end-stopping). Streams progress
+        (stages "images", "train", "fields", "bar_length", "store"; counter: batches_done), then the
+        result. Cancelling the call stops training at its next
+        report (every tenth of the batches).
+        """
 
 def add_SimulationServiceServicer_to_server(servicer: SimulationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
