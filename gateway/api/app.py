@@ -44,6 +44,7 @@ from gateway.jobs.metrics import GatewayMetrics
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.settings import JobSettings, load_job_settings
 from gateway.jobs.store import JobStore
+from gateway.pipelines import CompositeStepExecutor, GatewayMethodTable
 from gateway.settings import GatewaySettings, load_gateway_settings
 from services.common.settings import Settings, load_settings
 from services.common.store import ArtifactStore
@@ -115,12 +116,15 @@ class Gateway:
                                          s3_access_key=settings.s3_access_key, s3_secret_key=settings.s3_secret_key,
                                          s3_region=settings.s3_region)
         self.tokens = TokenRegistry(gateway_settings.tokens, gateway_settings.tokens_file)
-        self.methods = MethodTable.from_generated()
+        # The services' RPCs; and, for job submission, also the gateway's own gathering steps (service
+        # "gateway") that the pipelines use.
+        self.service_methods = MethodTable.from_generated()
+        self.methods = GatewayMethodTable(self.service_methods)
         self.metrics = GatewayMetrics()
         self.owner_id = owner_id
         self.closing = asyncio.Event()
         self.endpoints: EndpointRegistry | None = None
-        self.executor: GrpcStepExecutor | None = None
+        self.executor: CompositeStepExecutor | None = None
         self.runner: JobRunner | None = None
         self._runner_task: asyncio.Task | None = None
         self._sweep_task: asyncio.Task | None = None
@@ -132,7 +136,7 @@ class Gateway:
 
     def service_targets(self) -> dict[str, list[str]]:
         """Each service's gRPC targets: configured, else the default port of the local stack on 127.0.0.1."""
-        return service_targets(self.methods, self.settings.endpoints)
+        return service_targets(self.service_methods, self.settings.endpoints)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -140,13 +144,13 @@ class Gateway:
         await asyncio.to_thread(self.database.create_all)
         size = self.common.max_message_bytes
         self.endpoints = EndpointRegistry.from_targets(
-            self.service_targets(), {s: m.full_name for s, m in self.methods.services.items()},
+            self.service_targets(), {s: m.full_name for s, m in self.service_methods.services.items()},
             health_interval_s=self.settings.health_interval_s,
             channel_options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)])
         self.endpoints.start()
-        self.executor = GrpcStepExecutor(self.methods, self.endpoints, self.store,
-                                         call_timeout_s=self.settings.call_timeout_s,
-                                         service_info_ttl_s=self.settings.service_info_ttl_s, metrics=self.metrics)
+        grpc = GrpcStepExecutor(self.service_methods, self.endpoints, self.store, call_timeout_s=self.settings.call_timeout_s,
+                                service_info_ttl_s=self.settings.service_info_ttl_s, metrics=self.metrics)
+        self.executor = CompositeStepExecutor(grpc, self.store)
         js = self.job_settings
         self.runner = JobRunner(self.jobs, self.executor, owner_id=self.owner_id, concurrency=js.step_concurrency,
                                 lease_s=js.lease_s, poll_interval_s=js.poll_interval_s,

@@ -220,3 +220,36 @@ class JobList(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, Any] = Field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ pipelines
+
+class PipelineInputInfo(BaseModel):
+    name: str
+    description: str
+    required: bool
+    kind: Literal["array", "object"]
+
+
+class PipelineInfo(BaseModel):
+    """A named pipeline: a template of jobs (see ``gateway.pipelines``)."""
+
+    name: str
+    description: str
+    params_schema: dict[str, Any] = Field(description="JSON schema of its params")
+    inputs: list[PipelineInputInfo]
+
+
+class PipelineList(BaseModel):
+    pipelines: list[PipelineInfo]
+
+
+class PipelineJobRequest(BaseModel):
+    """A job made from a named pipeline: its params, and its named inputs as your artifact keys."""
+
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    inputs: dict[Annotated[str, Field(max_length=63)], Union[UserKey, ArtifactKey]] = Field(
+        default_factory=dict, description="input name -> a key in your namespace, or {\"key\", \"sha256\"}")
+    idempotency_key: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+                                        description="as the Idempotency-Key header")

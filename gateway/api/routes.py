@@ -11,6 +11,9 @@
 ``GET /v1/jobs/{id}``                  a job: state, per-step progress, outputs with download URLs
 ``POST /v1/jobs/{id}:cancel``          cancel a job (202 while its running steps stop; 200 when it has ended)
 ``GET /v1/jobs/{id}/events``           the job's progress as server-sent events, until it ends
+``GET /v1/pipelines``                  the named pipelines: description, params schema, inputs
+``GET /v1/pipelines/{name}``           one of them
+``POST /v1/pipelines/{name}/jobs``     a job from a pipeline's params and inputs (as ``POST /v1/jobs``)
 ``GET /healthz``, ``GET /readyz``      liveness; readiness (database, object store, runner)
 ``GET /metrics``                       Prometheus metrics
 =====================================  ======================================================================
@@ -32,13 +35,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api import events as job_events
-from gateway.api.models import (Artifact, ArtifactList, ErrorResponse, Health, JobList, JobRequest, JobView, Upload,
-                                UploadCompletion, UploadRequest)
+from gateway.api.models import (Artifact, ArtifactKey, ArtifactList, ErrorResponse, Health, JobList, JobRequest,
+                                JobView, PipelineInfo, PipelineJobRequest, PipelineList, Upload, UploadCompletion,
+                                UploadRequest)
 from gateway.api.submission import build_job_spec
 from gateway.api.views import artifact_view, job_summary, job_view, upload_view
 from gateway.artifacts.keys import validate_user_key
 from gateway.jobs.states import JobState
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, NotFound
 
 bearer = HTTPBearer(auto_error=False, description="a tenant's token: Authorization: Bearer <token>")
 
@@ -132,20 +136,17 @@ async def get_artifact(key: Annotated[str, Path(max_length=512)], request: Reque
 
 # ------------------------------------------------------------------ jobs
 
-@api.post("/jobs", status_code=202, response_model=JobView, tags=["jobs"],
-          responses={200: {"model": JobView, "description": "an idempotent repeat: the job submitted before"},
-                     409: {"model": ErrorResponse, "description": "the idempotency key was used for another job"}})
-async def submit_job(body: JobRequest, request: Request, response: Response, tenant: Tenant,
-                     idempotency_key: Annotated[str | None, Header(max_length=255, pattern=r"^[\x21-\x7e]+$",
-                                                                   description="resubmitting with the same key "
-                                                                               "returns the same job")] = None
-                     ) -> Any:
-    """Submit a job: a DAG of steps, each a call of a service's RPC. Checked in full before it is accepted."""
+IdempotencyKey = Annotated[str | None, Header(max_length=255, pattern=r"^[\x21-\x7e]+$",
+                                             description="resubmitting with the same key returns the same job")]
+
+
+async def _submit(body: JobRequest, request: Request, response: Response, tenant: str, header_key: str | None,
+                  body_key: str | None) -> Any:
     gw = gateway_of(request)
-    if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
+    if header_key and body_key and header_key != body_key:
         raise InvalidArgument("the Idempotency-Key header and the body's idempotency_key differ",
                               field="idempotency_key")
-    key = idempotency_key or body.idempotency_key
+    key = header_key or body_key
 
     def submit():
         spec = build_job_spec(body, tenant=tenant, idempotency_key=key, methods=gw.methods,
@@ -162,6 +163,15 @@ async def submit_job(body: JobRequest, request: Request, response: Response, ten
         response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{submission.job.id}"
     return view
+
+
+@api.post("/jobs", status_code=202, response_model=JobView, tags=["jobs"],
+          responses={200: {"model": JobView, "description": "an idempotent repeat: the job submitted before"},
+                     409: {"model": ErrorResponse, "description": "the idempotency key was used for another job"}})
+async def submit_job(body: JobRequest, request: Request, response: Response, tenant: Tenant,
+                     idempotency_key: IdempotencyKey = None) -> Any:
+    """Submit a job: a DAG of steps, each a call of a service's RPC. Checked in full before it is accepted."""
+    return await _submit(body, request, response, tenant, idempotency_key, body.idempotency_key)
 
 
 def _aware(when: datetime | None) -> datetime | None:
@@ -230,6 +240,49 @@ async def job_event_stream(job_id: JobId, request: Request, tenant: Tenant) -> S
                                    heartbeat_s=gw.settings.events_heartbeat_s, closing=gw.closing)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# ------------------------------------------------------------------ pipelines
+
+def _pipeline(name: str):
+    from gateway.pipelines import PIPELINES
+
+    found = PIPELINES.get(name)
+    if found is None:
+        raise NotFound(f"no pipeline {name!r}; the pipelines: {', '.join(sorted(PIPELINES))}",
+                       reason="PIPELINE_NOT_FOUND", field="name")
+    return found
+
+
+@api.get("/pipelines", response_model=PipelineList, tags=["pipelines"])
+async def list_pipelines(tenant: Tenant) -> Any:
+    """The named pipelines: templates that make a whole job from a few params and inputs."""
+    from gateway.pipelines import PIPELINES
+
+    return {"pipelines": [PIPELINES[name].describe() for name in sorted(PIPELINES)]}
+
+
+@api.get("/pipelines/{name}", response_model=PipelineInfo, tags=["pipelines"])
+async def get_pipeline(name: Annotated[str, Path(max_length=63)], tenant: Tenant) -> Any:
+    """One pipeline: its description, the JSON schema of its params, its inputs."""
+    return _pipeline(name).describe()
+
+
+@api.post("/pipelines/{name}/jobs", status_code=202, response_model=JobView, tags=["pipelines"],
+          responses={200: {"model": JobView, "description": "an idempotent repeat: the job submitted before"},
+                     409: {"model": ErrorResponse, "description": "the idempotency key was used for another job"}})
+async def submit_pipeline_job(name: Annotated[str, Path(max_length=63)], body: PipelineJobRequest, request: Request,
+                              response: Response, tenant: Tenant, idempotency_key: IdempotencyKey = None) -> Any:
+    """A job from a pipeline: its steps are made from ``params`` and ``inputs``, then submitted and checked
+    exactly as ``POST /v1/jobs``."""
+    pipeline = _pipeline(name)
+    inputs = {k: v.model_dump(exclude_none=True) if isinstance(v, ArtifactKey) else v for k, v in body.inputs.items()}
+    steps = await run_in_threadpool(pipeline.steps, body.params, inputs)
+    try:
+        job = JobRequest.model_validate({"steps": steps})
+    except ValueError as exc:  # the template made something the API would refuse: the template is wrong
+        raise InvalidArgument(f"pipeline {name!r} made steps the API refuses: {exc}", field="params") from None
+    return await _submit(job, request, response, tenant, idempotency_key, body.idempotency_key)
 
 
 # ------------------------------------------------------------------ operations

@@ -306,6 +306,11 @@ class GrpcStepExecutor:
                 "versions": {s: v for s, (v, _) in self._versions.items()}}
 
 
-def from_environment() -> GrpcStepExecutor:
-    """The gRPC executor of the ``NEUROMESH_*`` environment: the default of ``python -m gateway.jobs.worker``."""
-    return GrpcStepExecutor.from_environment()
+def from_environment():
+    """The executor the gateway runs steps with, from the ``NEUROMESH_*`` environment: the gRPC executor,
+    inside the pipelines' :class:`~gateway.pipelines.executor.CompositeStepExecutor` (the gateway's own
+    gathering steps). The default of ``python -m gateway.jobs.worker``."""
+    from gateway.pipelines import CompositeStepExecutor  # the pipelines stand on this module
+
+    grpc = GrpcStepExecutor.from_environment()
+    return CompositeStepExecutor(grpc, grpc.store)

@@ -232,3 +232,32 @@ def test_pages_and_documents_are_served_without_a_token(client):
     ready = client.get("/readyz")            # the object store of this test is unreachable on purpose
     assert ready.status_code == 503 and ready.json()["checks"]["database"]["ok"] is True
     assert ready.json()["checks"]["object_store"]["ok"] is False
+
+
+def test_named_pipelines_make_jobs_checked_like_any_other(client):
+    listed = client.get("/v1/pipelines", headers=auth("lab-a"))
+    assert listed.status_code == 200
+    names = [p["name"] for p in listed.json()["pipelines"]]
+    assert names == sorted(names) and {"simulate-and-analyse", "em-to-connectome"} <= set(names)
+    described = client.get("/v1/pipelines/simulate-and-analyse", headers=auth("lab-a")).json()
+    assert "runs_per_condition" in described["params_schema"]["properties"]
+    missing = client.get("/v1/pipelines/no-such", headers=auth("lab-a"))
+    assert missing.status_code == 404 and missing.json()["error"]["reason"] == "PIPELINE_NOT_FOUND"
+
+    bad = client.post("/v1/pipelines/simulate-and-analyse/jobs", json={"params": {"runs_per_condition": "many"}},
+                      headers=auth("lab-a"))
+    assert bad.status_code == 400 and bad.json()["error"]["field"].startswith("params.runs_per_condition")
+    needs = client.post("/v1/pipelines/em-to-connectome/jobs", json={}, headers=auth("lab-a"))
+    assert needs.status_code == 400 and needs.json()["error"]["field"].startswith("inputs.")
+
+    made = client.post("/v1/pipelines/simulate-and-analyse/jobs", json={"params": {"runs_per_condition": 2}},
+                       headers={**auth("lab-a"), "Idempotency-Key": "sweep-1"})
+    assert made.status_code == 202, made.text
+    steps = {s["id"]: s for s in made.json()["steps"]}
+    assert sum(s["method"] == "Simulate" for s in steps.values()) == 4
+    gathering = [s for s in steps.values() if s["service"] == "gateway"]
+    assert gathering and all(s["depends_on"] for s in gathering)          # the fan-in waits for the fan-out
+    again = client.post("/v1/pipelines/simulate-and-analyse/jobs", json={"params": {"runs_per_condition": 2}},
+                        headers={**auth("lab-a"), "Idempotency-Key": "sweep-1"})
+    assert again.status_code == 200 and again.json()["id"] == made.json()["id"]
+    assert client.get(made.headers["location"], headers=auth("lab-b")).status_code == 404
