@@ -19,6 +19,10 @@ about 0.1 s of wall time; after each one the chunk's output goes on its way at o
 Each chunk is also a progress event and a cancellation checkpoint: when the client cancels, the
 run stops after the current chunk, the engine is dropped, and what was stored is deleted.
 
+``BayesianObserver`` (unary) and ``TrainPredictiveCoding`` (streaming) are the brain-model
+RPCs: their checks, computation and storage are in :mod:`services.simulation.brain_models`, so
+here they only resolve their inputs, reuse a stored result, and compute holding a slot.
+
 Example
 -------
 Started by ``python -m services.simulation``; from lab software::
@@ -36,6 +40,7 @@ import asyncio
 import contextlib
 import math
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +51,7 @@ from minio.deleteobjects import DeleteObject
 from neuromesh.simulation.v1 import simulation_pb2 as S
 from neuromesh.simulation.v1 import simulation_pb2_grpc
 from services.common.compute import ComputeLimiter
-from services.common.errors import InvalidArgument, NeuroMeshError, ResourceExhausted
+from services.common.errors import Cancelled, InvalidArgument, NeuroMeshError, NotFound, ResourceExhausted
 from services.common.metrics import HANDLING_SECONDS_BUCKETS, neuromesh_counter, neuromesh_gauge, neuromesh_histogram
 from services.common.progress import stream_progress
 from services.common.results import result_prefix
@@ -56,7 +61,7 @@ from services.common.settings import Settings
 from services.common.store import TARGET_CHUNK_BYTES, ArrayWriter, ArtifactStore
 from services.common.zarr_minio import translate_s3_errors
 
-from . import plots
+from . import brain_models, plots
 from .core.engine import Chunk, NetworkTooLarge, available_memory_bytes, estimate_memory_bytes
 from .core.torch_backend import make_simulation
 from .core.network import NetworkSpec, expected_synapse_count
@@ -502,6 +507,69 @@ class SimulationServicer(StoreBackedServicer, simulation_pb2_grpc.SimulationServ
         }
         result.summary.CopyFrom(store.put_json(f"{prefix}/summary.json", summary, if_exists="return_existing"))
         return result
+
+    # --- brain models: BayesianObserver, TrainPredictiveCoding (services/simulation/brain_models.py)
+
+    async def _resolve_input(self, ref, field: str):
+        """The stored ref of an input array; NOT_FOUND naming ``field`` when it is missing."""
+        try:
+            return await self.resolve(ref, field, array=True)
+        except NotFound as exc:
+            raise NotFound(f"{field}: {exc.message}", reason=exc.reason, field=field, metadata=exc.metadata) from None
+
+    async def BayesianObserver(self, request, context):
+        options = brain_models.observer_options(request)
+        resolved = S.BayesianObserverRequest()
+        resolved.CopyFrom(request)
+        for name in options.inputs:
+            getattr(resolved, name).CopyFrom(await self._resolve_input(getattr(request, name), name))
+        prefix = result_prefix("simulation", "BayesianObserver", resolved, SERVICE_VERSION)
+        stored = await self.stored_result(prefix, S.BayesianObserverResponse)
+        if stored is not None:
+            return stored
+        arrays = {name: await self.load(getattr(resolved, name)) for name in options.inputs}
+        # a unary call streams nothing, but a long fit (bootstrap) still stops when the client leaves
+        gone = threading.Event()
+        context.add_done_callback(lambda _: gone.set())
+
+        def checkpoint(**_) -> None:
+            if gone.is_set():
+                raise Cancelled("the call was cancelled by the client")
+
+        def work() -> S.BayesianObserverResponse:
+            outcome = brain_models.run_observer(options, arrays, checkpoint)
+            return brain_models.store_outcome(self.store, prefix, outcome)
+
+        response = await self.compute(work)
+        return await self.store_result(prefix, response, resolved, SERVICE_VERSION)
+
+    async def TrainPredictiveCoding(self, request, context):
+        options = brain_models.predictive_coding_options(request, max_bytes=self.max_input_bytes)
+        resolved = S.TrainPredictiveCodingRequest()
+        resolved.CopyFrom(request)
+        for i, ref in enumerate(request.images):
+            resolved.images[i].CopyFrom(await self._resolve_input(ref, f"images[{i}]"))
+        prefix = result_prefix("simulation", "TrainPredictiveCoding", resolved, SERVICE_VERSION)
+        stored = await self.stored_result(prefix, S.TrainPredictiveCodingResult)
+        if stored is not None:
+            yield S.TrainPredictiveCodingResponse(result=stored)
+            return
+        images = [await self.load(ref) for ref in resolved.images]
+
+        def work(progress) -> S.TrainPredictiveCodingResult:
+            outcome = brain_models.run_predictive_coding(options, images, progress)
+            return brain_models.store_outcome(self.store, prefix, outcome, progress)
+
+        result = None
+        async with self.limiter.slot():
+            async with contextlib.aclosing(stream_progress(work)) as events:
+                async for event in events:
+                    if event.progress is not None:
+                        yield S.TrainPredictiveCodingResponse(progress=event.progress)
+                    else:
+                        result = event.result
+        yield S.TrainPredictiveCodingResponse(result=await self.store_result(prefix, result, resolved,
+                                                                             SERVICE_VERSION))
 
 
 def _remove_prefix(store: ArtifactStore, prefix: str) -> None:
