@@ -5,6 +5,11 @@ adds the reduction-specific work (:func:`fit_and_score`), run in a worker thread
 out-of-core path: PCA of an activity array larger than ``NEUROMESH_MAX_INPUT_BYTES`` streams
 the Zarr array chunk by chunk for the fit and writes the latents block by block.
 
+The brain-model RPCs (``InferCircuit``, ``FindFixedPoints``, ``CompareLearningRules``, all
+streaming) keep their checks, computation and storage in :mod:`services.reduction.circuits` and
+:mod:`services.reduction.learning`; here they share one sequence of steps
+(``_brain_model_call``).
+
 Example
 -------
 Started by ``python -m services.reduction``; from lab software::
@@ -18,6 +23,7 @@ Started by ``python -m services.reduction``; from lab software::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +32,7 @@ import numpy as np
 
 from neuromesh.reduction.v1 import reduction_pb2, reduction_pb2_grpc
 from services.common.compute import ComputeLimiter
-from services.common.errors import InvalidArgument, ResourceExhausted
+from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.metrics import neuromesh_counter
 from services.common.progress import stream_progress
 from services.common.results import result_prefix
@@ -35,7 +41,7 @@ from services.common.server import ServiceDefinition
 from services.common.settings import Settings
 from services.common.store import ArtifactStore
 
-from . import plots
+from . import circuits, learning, plots
 from .core import preprocessing, scores
 from .core.base import REDUCERS, Reducer, check_activity, save_model
 from .core.factor_analysis import FactorAnalysis
@@ -370,6 +376,78 @@ class ReductionServicer(StoreBackedServicer, reduction_pb2_grpc.ReductionService
         if has_ref(request, "true_latents"):
             _, truth = await self.resolve_and_load(request.true_latents, "true_latents")
         return reduction_pb2.ScoreResponse(scores=await self.compute(_score, model, activity, truth))
+
+
+    # --- brain models: InferCircuit, FindFixedPoints (circuits.py), CompareLearningRules (learning.py)
+
+    async def _brain_model_call(self, method: str, request, paths, compute, result_type, response_type):
+        """The steps of every brain-model RPC: resolve the array inputs at ``paths`` (dotted field
+        paths; NOT_FOUND names a missing one), reuse a stored result, else load them and run
+        ``compute(arrays, progress)`` then store its outcome in a worker thread holding a compute
+        slot, streaming progress; the report last."""
+        resolved = type(request)()
+        resolved.CopyFrom(request)
+        for path in paths:
+            try:
+                ref = await self.resolve(circuits.get_ref(request, path), path, array=True)
+            except NotFound as exc:
+                raise NotFound(f"{path}: {exc.message}", reason=exc.reason, field=path,
+                               metadata=exc.metadata) from None
+            circuits.get_ref(resolved, path).CopyFrom(ref)
+        prefix = result_prefix("reduction", method, resolved, SERVICE_VERSION)
+        stored = await self.stored_result(prefix, result_type)
+        if stored is not None:
+            yield response_type(result=stored)
+            return
+        arrays = {path: await self.load(circuits.get_ref(resolved, path)) for path in paths}
+
+        def work(progress):
+            return circuits.store_outcome(self.store, prefix, compute(arrays, progress), progress)
+
+        result = None
+        async with self.limiter.slot():
+            async with contextlib.aclosing(stream_progress(work)) as events:
+                async for event in events:
+                    if event.progress is not None:
+                        yield response_type(progress=event.progress)
+                    else:
+                        result = event.result
+        yield response_type(result=await self.store_result(prefix, result, resolved, SERVICE_VERSION))
+
+    async def InferCircuit(self, request, context):
+        options = circuits.circuit_options(request)
+
+        def compute(arrays, progress):
+            return circuits.run_circuit(options, arrays, progress, max_bytes=self.max_input_bytes)
+
+        async for response in self._brain_model_call("InferCircuit", request, options.inputs, compute,
+                                                     reduction_pb2.InferCircuitResult,
+                                                     reduction_pb2.InferCircuitResponse):
+            yield response
+
+    async def FindFixedPoints(self, request, context):
+        options = circuits.fixed_point_request_options(request)
+        # what plays no part in the fixed points stays out of the result's key
+        request = circuits.without_unused_network_parts(request)
+
+        def compute(arrays, progress):
+            return circuits.run_fixed_points(options, arrays, progress, max_bytes=self.max_input_bytes)
+
+        async for response in self._brain_model_call("FindFixedPoints", request, options.inputs, compute,
+                                                     reduction_pb2.FindFixedPointsResult,
+                                                     reduction_pb2.FindFixedPointsResponse):
+            yield response
+
+    async def CompareLearningRules(self, request, context):
+        options = learning.learning_options(request, max_bytes=self.max_input_bytes)
+
+        def compute(arrays, progress):
+            return learning.run_learning(options, arrays, progress)
+
+        async for response in self._brain_model_call("CompareLearningRules", request, options.inputs, compute,
+                                                     reduction_pb2.CompareLearningRulesResult,
+                                                     reduction_pb2.CompareLearningRulesResponse):
+            yield response
 
 
 def _check_neurons(shape: tuple[int, ...], metadata: dict[str, Any]) -> None:
