@@ -19,22 +19,27 @@ function refName(schema) {
   return schema.type || "object";
 }
 
-// Markdown is shown as paragraphs and bullet lists of plain text (backticks and asterisks kept).
+// Markdown and docstrings are shown as paragraphs (consecutive lines joined) and bullet lists of
+// plain text (backticks and asterisks kept).
 function prose(text) {
   const out = [];
   let list = null;
+  let paragraph = null;
   for (const line of (text || "").split("\n")) {
     const bullet = /^\s*[*-]\s+(.*)$/.exec(line);
     if (bullet) {
+      paragraph = null;
       if (!list) { list = el("ul"); out.push(list); }
       list.append(el("li", { text: bullet[1] }));
     } else if (line.trim() && list && /^\s+/.test(line)) {
       list.lastChild.textContent += ` ${line.trim()}`;
     } else if (line.trim()) {
       list = null;
-      out.push(el("p", { text: line.trim() }));
+      if (paragraph) paragraph.textContent += ` ${line.trim()}`;
+      else { paragraph = el("p", { text: line.trim() }); out.push(paragraph); }
     } else {
       list = null;
+      paragraph = null;
     }
   }
   return out;
