@@ -49,7 +49,7 @@ class GatewaySettings(BaseSettings):
 
     # --- HTTP
     http_host: str = Field("127.0.0.1", description="address the HTTP server binds (0.0.0.0 in a container)")
-    http_port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one")
+    http_port: int = Field(8080, ge=1, le=65535, description="HTTP port")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=256 * 1024 * 1024,
                                 description="largest request body (job specifications are small JSON); bigger "
                                             "ones are refused with 413 before they are read")
