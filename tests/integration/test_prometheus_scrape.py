@@ -1,18 +1,23 @@
 """The project's Prometheus configuration and rules in a real Prometheus, scraping real services.
 
 Debian's ``/usr/bin/prometheus`` runs as a process on a free loopback port with a scrape config
-made from ``deploy/prometheus/prometheus.yml``: the same jobs and rules, with the simulation and
-segmentation targets pointed at service processes started here (against a real S3 server), and
-every interval shortened to a second. After a small simulation and a small classical
-segmentation through gRPC, Prometheus's HTTP API must show what the dashboards and autoscalers
-rely on: positive synaptic-event and voxel rates from the recording rules and from ``rate()``,
-latency percentiles of the calls, and every rule evaluating without error.
+made from ``deploy/prometheus/prometheus.yml``: the same jobs and rules, with the simulation,
+segmentation and gateway targets pointed at processes started here (against a real S3 server; the
+gateway with a SQLite job store), and every interval shortened to a second. After a small
+simulation and a small classical segmentation through gRPC, and four jobs through the gateway's
+HTTP API (two computed, two answered from its step cache), Prometheus's HTTP API must show what
+the dashboards and autoscalers rely on: positive synaptic-event and voxel rates from the
+recording rules and from ``rate()``, latency percentiles of the calls, the gateway's jobs and
+step rules, and every rule evaluating without error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import shutil
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -20,6 +25,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from ruamel.yaml import YAML
 
 from neuromesh.common.v1.artifact_pb2 import ArtifactRef
@@ -137,9 +143,65 @@ def _serving(process: ServiceProcess) -> bool:
     return grpc_health_status(process.address, process.spec.health_service) == "SERVING"
 
 
+class Gateway:
+    """``python -m gateway`` on a free loopback port, with a SQLite job store and a token file in
+    ``folder``, calling the given services."""
+
+    def __init__(self, folder: Path, s3_server, bucket: str, services: dict[str, ServiceProcess]) -> None:
+        self.port = free_port()
+        self.token = secrets.token_urlsafe(24)
+        tokens = folder / "gateway-tokens"
+        tokens.write_text(f"prometheus-test:{hashlib.sha256(self.token.encode()).hexdigest()}\n")
+        env = {"NEUROMESH_GATEWAY_HTTP_HOST": "127.0.0.1", "NEUROMESH_GATEWAY_HTTP_PORT": str(self.port),
+               "NEUROMESH_GATEWAY_DATABASE_URL": f"sqlite:///{folder / 'jobs.db'}",
+               "NEUROMESH_GATEWAY_ENDPOINTS": json.dumps({n: p.address for n, p in services.items()}),
+               "NEUROMESH_GATEWAY_TOKENS_FILE": str(tokens), "NEUROMESH_GATEWAY_POLL_INTERVAL_S": "0.2",
+               "NEUROMESH_GATEWAY_DRAIN_S": "0", "NEUROMESH_S3_ENDPOINT": s3_server.endpoint,
+               "NEUROMESH_S3_ACCESS_KEY": s3_server.access_key, "NEUROMESH_S3_SECRET_KEY": s3_server.secret_key,
+               "NEUROMESH_BUCKET": bucket, "NEUROMESH_LOG_FORMAT": "text"}
+        self.process = ManagedProcess("gateway", [sys.executable, "-m", "gateway"], env=env,
+                                      log_path=folder / "gateway.log", cwd=ROOT)
+
+    def start(self) -> "Gateway":
+        self.process.start()
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as reply:
+                return reply.status == 200
+        self.process.wait_healthy(ready, timeout_s=60, interval_s=0.2)
+        return self
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": f"Bearer {self.token}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read())
+
+    def run_job(self, job: dict, timeout_s: float = 120) -> dict:
+        status, submitted = self.call("POST", "/v1/jobs", job)
+        assert status == 202, submitted
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            _, view = self.call("GET", f"/v1/jobs/{submitted['id']}")
+            if view["state"] not in ("pending", "running"):
+                return view
+            time.sleep(0.2)
+        raise AssertionError(f"job {submitted['id']} still {view['state']} after {timeout_s} s; the gateway's "
+                             f"log ends:\n{self.process.log_tail()}")
+
+
 @pytest.fixture(scope="module")
-def prometheus(services, tmp_path_factory):
-    server = Prometheus({name: p.metrics_port for name, p in services.items()},
+def gateway(services, s3_server, module_bucket, tmp_path_factory):
+    process = Gateway(tmp_path_factory.mktemp("prometheus-gateway"), s3_server, module_bucket, services).start()
+    yield process
+    process.process.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(services, gateway, tmp_path_factory):
+    server = Prometheus({**{name: p.metrics_port for name, p in services.items()}, "gateway": gateway.port},
                         tmp_path_factory.mktemp("prometheus"))
     server.start()
     yield server
@@ -190,6 +252,34 @@ def traffic(services, prometheus, store):
     return simulated
 
 
+def simulate_job(seed: int) -> dict:
+    """A one-step job: a small Simulate (the network of `traffic`, another seed), in proto JSON."""
+    S = simulation_pb2
+    request = S.SimulateRequest(network=S.Network(
+        populations=[S.Population(name="in", size=100, model=S.NEURON_MODEL_POISSON, params={"rate_hz": 40.0}),
+                     S.Population(name="out", size=50)],
+        projections=[S.Projection(source="in", target="out", weight=0.5, delay_ms=1.0,
+                                  connectivity=S.Connectivity(rule=S.CONNECTIVITY_RULE_FIXED_INDEGREE, value=10))],
+        seed=seed), duration_ms=300.0)
+    return {"steps": [{"id": "simulate", "service": "simulation", "method": "Simulate",
+                       "params": json_format.MessageToDict(request)}]}
+
+
+@pytest.fixture(scope="module")
+def gateway_jobs(gateway, prometheus):
+    """Four jobs through the gateway, a scrape apart: two that run a Simulate step, then the same
+    two again, whose step the gateway answers from its cache. (Labelled series appear at their
+    first increment, so rate() needs a second one: two of each kind.)"""
+    prometheus.wait_for('up{job="gateway"} == 1', "gateway scraped")
+    views = []
+    for seed in (21, 22, 21, 22):
+        views.append(gateway.run_job(simulate_job(seed)))
+        time.sleep(1.5)
+    assert [v["state"] for v in views] == ["succeeded"] * 4, [v.get("error") for v in views]
+    assert [v["steps"][0]["reused"] for v in views] == [False, False, True, True]
+    return views
+
+
 def positive(result: list[dict]) -> float:
     return sum(float(sample["value"][1]) for sample in result)
 
@@ -234,7 +324,46 @@ def test_latency_percentiles_and_calls_are_recorded(traffic, prometheus):
                                "server-error ratio")
 
 
-def test_every_rule_evaluates_without_error(traffic, prometheus):
+def test_gateway_rules_show_jobs_steps_reuse_and_http(gateway_jobs, prometheus):
+    assert positive(prometheus.wait_for('job:neuromesh_gateway_jobs_submitted:rate5m{job="gateway"} > 0',
+                                        "jobs submitted per second")) > 0
+    assert positive(prometheus.wait_for(
+        'job_state:neuromesh_gateway_jobs_finished:rate5m{job="gateway", state="succeeded"} > 0',
+        "jobs finished per second")) > 0
+    # none failed: the ratio is 0, not absent
+    assert prometheus.wait_for('job:neuromesh_gateway_jobs_failed:ratio_rate30m{job="gateway"} == 0',
+                               "failed-job ratio")
+    p95 = prometheus.wait_for(
+        'job_service:neuromesh_gateway_step_duration_seconds:p95_rate5m{job="gateway", service="simulation"} > 0',
+        "Simulate step p95")
+    assert 0 < positive(p95) < 60
+    assert prometheus.wait_for(
+        'job_service_outcome:neuromesh_gateway_step_executions:rate5m{service="simulation", outcome="succeeded"} > 0',
+        "step executions per second")
+    # half the completed steps came from the cache (two of four): between 0 and 1 over a window
+    reuse = prometheus.wait_for(
+        'job_service:neuromesh_gateway_steps_reused:ratio_rate5m{job="gateway", service="simulation"} > 0',
+        "step reuse ratio")
+    assert 0 < positive(reuse) < 1
+    # the store-wide gauges, read from the database every few seconds: every job ended
+    assert prometheus.wait_for('job_state:neuromesh_gateway_jobs:max{job="gateway", state="succeeded"} == 4',
+                               "jobs by state")
+    assert prometheus.wait_for('job:neuromesh_gateway_runnable_steps:max{job="gateway"} == 0', "queue depth")
+    # HTTP by route template (never by path: the job ids are not in the labels)
+    requests = prometheus.wait_for(
+        'job_method_route_status:neuromesh_gateway_http_requests:rate5m{job="gateway", route=~"/v1/jobs.*"} > 0',
+        "HTTP requests per second", until=lambda result: {(s["metric"]["method"], s["metric"]["route"])
+                                                          for s in result} >= {("POST", "/v1/jobs"),
+                                                                               ("GET", "/v1/jobs/{job_id}")})
+    assert {s["metric"]["status"] for s in requests} == {"200", "202"}
+    assert prometheus.wait_for(
+        'job_method_route:neuromesh_gateway_http_request_duration_seconds:p95_rate5m{route="/v1/jobs"} > 0',
+        "POST /v1/jobs latency")
+    assert prometheus.wait_for('job:neuromesh_gateway_http_server_errors:ratio_rate5m{job="gateway"} == 0',
+                               "HTTP 5xx ratio")
+
+
+def test_every_rule_evaluates_without_error(traffic, gateway_jobs, prometheus):
     prometheus.wait_for('job:neuromesh_simulation_synaptic_events:rate5m > 0', "a first evaluation")
     groups = prometheus.get("/api/v1/rules")["data"]["groups"]
     loaded = {rule["name"] for group in groups for rule in group["rules"]}

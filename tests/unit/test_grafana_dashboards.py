@@ -5,9 +5,12 @@
 - every template variable a query uses is defined;
 - every PromQL expression parses (``promtool check rules`` on the expressions written as
   recording rules: Prometheus's own parser) and names only metrics that exist: families the
-  services declare (their /metrics ``# TYPE`` lines), the recording rules' own names, and the
-  series Prometheus adds per target. Declared families come from the servicers imported here,
-  and, in the integration test, from a live scrape of every service started as a process.
+  services and the gateway declare (their /metrics ``# TYPE`` lines), the recording rules' own
+  names, and the series Prometheus adds per target. Declared families come from the servicers
+  and the gateway's metrics declared here, and, in the integration test, from a live scrape of
+  every service and of a gateway started as processes;
+- the gateway dashboard shows what operators watch: jobs by state, submissions and finishes,
+  step duration percentiles, the reuse ratio, retries, the queue, HTTP requests and latency.
 
 Each check has a test that feeds it a broken dashboard.
 """
@@ -15,10 +18,13 @@ Each check has a test that feeds it a broken dashboard.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
+import secrets
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -28,14 +34,14 @@ from ruamel.yaml import YAML
 from neuromesh.stack.health import grpc_health_status
 from neuromesh.stack.processes import ManagedProcess, free_port
 from services.common.registry import discover_services
-from test_deploy_files import (SCRAPE_SERIES, exported_metric_names, promql_metric_names, promtool,
-                               recorded_metric_names)
+from test_deploy_files import (SCRAPE_SERIES, declared_families, exported_metric_names, promql_metric_names,
+                               promtool, recorded_metric_names)
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 DATASOURCES = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 SERVICES = discover_services()
-EXPECTED = {"overview", "simulation", "segmentation", "connectomics"}
+EXPECTED = {"overview", "simulation", "segmentation", "connectomics", "gateway"}
 
 
 def load_dashboards() -> dict[str, dict]:
@@ -193,22 +199,69 @@ def unknown_metrics(dashboards: dict[str, dict], exported: set[str]) -> dict[str
 
 @pytest.fixture(scope="module")
 def declared_names() -> set[str]:
-    import importlib
-
-    from prometheus_client import REGISTRY, generate_latest
-
-    for spec in SERVICES:
-        importlib.import_module(f"{spec.module}.servicer")
-    return exported_metric_names(generate_latest(REGISTRY).decode())
+    return declared_families()
 
 
 def test_every_metric_is_declared_by_a_service_or_recorded(declared_names):
+    assert "neuromesh_gateway_runnable_steps" in declared_names, "the gateway's families are not declared"
     dashboards = load_dashboards()
     assert unknown_metrics(dashboards, declared_names) == {}
     # what the dashboards read, raw, is real service metrics (not only recorded series)
     raw = {n for d in dashboards.values() for e in expressions(d) for n in promql_metric_names(e)} & declared_names
     assert {"neuromesh_simulation_synaptic_events_total", "neuromesh_segmentation_blocks_in_progress",
-            "neuromesh_segmentation_block_duration_seconds_bucket"} <= raw
+            "neuromesh_segmentation_block_duration_seconds_bucket", "neuromesh_gateway_running_steps",
+            "neuromesh_gateway_http_requests_total", "neuromesh_gateway_step_duration_seconds_count"} <= raw
+
+
+# What the gateway dashboard must show, as the recorded series its panels read.
+GATEWAY_PANELS = {
+    "jobs by state": "job_state:neuromesh_gateway_jobs:max",
+    "submissions per second": "job:neuromesh_gateway_jobs_submitted:rate5m",
+    "finishes per second": "job_state:neuromesh_gateway_jobs_finished:rate5m",
+    "failed jobs": "job:neuromesh_gateway_jobs_failed:ratio_rate30m",
+    "step duration p50": "job_service:neuromesh_gateway_step_duration_seconds:p50_rate5m",
+    "step duration p95": "job_service:neuromesh_gateway_step_duration_seconds:p95_rate5m",
+    "step duration p99": "job_service:neuromesh_gateway_step_duration_seconds:p99_rate5m",
+    "reuse ratio": "job_service:neuromesh_gateway_steps_reused:ratio_rate5m",
+    "retries by code": "job_service_code:neuromesh_gateway_step_retries:rate5m",
+    "queue depth": "job:neuromesh_gateway_runnable_steps:max",
+    "HTTP requests by route and status": "job_method_route_status:neuromesh_gateway_http_requests:rate5m",
+    "HTTP latency by route": "job_method_route:neuromesh_gateway_http_request_duration_seconds:p95_rate5m",
+}
+
+
+def missing_gateway_panels(dashboard: dict) -> list[str]:
+    """What GATEWAY_PANELS asks for that no panel of ``dashboard`` reads, with the labels it is
+    broken down by named in the legend (by service, by code, by route and status)."""
+    missing = []
+    legends = {}
+    for panel in query_panels(dashboard):
+        for target in panel.get("targets", []):
+            for name in promql_metric_names(target["expr"]):
+                legends.setdefault(name, "")
+                legends[name] += target.get("legendFormat", "")
+    for what, series in GATEWAY_PANELS.items():
+        if series not in legends:
+            missing.append(what)
+            continue
+        breakdown = series.split(":")[0].split("_")[1:]     # job_service_code -> service, code
+        for label in breakdown:
+            if "{{" + label + "}}" not in legends[series]:
+                missing.append(f"{what} (by {label})")
+    return missing
+
+
+def test_the_gateway_dashboard_shows_jobs_steps_queue_and_http():
+    dashboard = load_dashboards()["gateway"]
+    assert set(GATEWAY_PANELS.values()) <= recorded_metric_names()
+    assert missing_gateway_panels(dashboard) == []
+    broken = copy.deepcopy(dashboard)
+    for panel in query_panels(broken):
+        panel["targets"] = [t for t in panel["targets"] if "step_retries" not in t["expr"]]
+        for target in panel["targets"]:
+            target["legendFormat"] = target["legendFormat"].replace("{{route}}", "")
+    missing = missing_gateway_panels(broken)
+    assert "retries by code" in missing and "HTTP latency by route (by route)" in missing
 
 
 def test_the_name_check_rejects_a_metric_no_service_exports(declared_names):
@@ -220,11 +273,36 @@ def test_the_name_check_rejects_a_metric_no_service_exports(declared_names):
 
 # ---------------------------------------------------------------------------- live services
 
+def gateway_process(folder: Path, s3_server, bucket: str, endpoints: dict[str, str]) -> tuple[ManagedProcess, int]:
+    """``python -m gateway`` on a free loopback port: a SQLite job store and a token file in
+    ``folder``, the object store of the tests, the given service endpoints."""
+    http_port = free_port()
+    tokens = folder / "gateway-tokens"
+    tokens.write_text(f"dashboards:{hashlib.sha256(secrets.token_hex(16).encode()).hexdigest()}\n")
+    env = {"NEUROMESH_GATEWAY_HTTP_HOST": "127.0.0.1", "NEUROMESH_GATEWAY_HTTP_PORT": str(http_port),
+           "NEUROMESH_GATEWAY_DATABASE_URL": f"sqlite:///{folder / 'jobs.db'}",
+           "NEUROMESH_GATEWAY_ENDPOINTS": json.dumps(endpoints), "NEUROMESH_GATEWAY_TOKENS_FILE": str(tokens),
+           "NEUROMESH_S3_ENDPOINT": s3_server.endpoint, "NEUROMESH_S3_ACCESS_KEY": s3_server.access_key,
+           "NEUROMESH_S3_SECRET_KEY": s3_server.secret_key, "NEUROMESH_BUCKET": bucket,
+           "NEUROMESH_GATEWAY_DRAIN_S": "0", "NEUROMESH_LOG_FORMAT": "text"}
+    return ManagedProcess("gateway", [sys.executable, "-m", "gateway"], env=env, log_path=folder / "gateway.log",
+                          cwd=ROOT), http_port
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 @pytest.fixture(scope="module")
 def live_metric_names(s3_server, module_bucket, tmp_path_factory) -> set[str]:
-    """The union of every service's /metrics ``# TYPE`` families, scraped from real processes."""
+    """The union of the /metrics ``# TYPE`` families of every service and of a gateway in front of
+    them, scraped from real processes."""
     logs = tmp_path_factory.mktemp("dashboard-services")
-    started = []
+    started, gateway = [], None
     try:
         for spec in SERVICES:   # start them all, then wait: their imports overlap
             grpc_port, metrics_port = free_port(), free_port()
@@ -242,8 +320,17 @@ def live_metric_names(s3_server, module_bucket, tmp_path_factory) -> set[str]:
                                  == "SERVING", timeout_s=120, interval_s=0.3)
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
                 names |= exported_metric_names(reply.read().decode())
+        # the gateway serves its metrics on its HTTP port, without a token, once it is ready
+        gateway, http_port = gateway_process(logs, s3_server, module_bucket,
+                                             {spec.name: f"127.0.0.1:{grpc_port}" for spec, _, grpc_port, _ in started})
+        gateway.start()
+        gateway.wait_healthy(lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"), timeout_s=60, interval_s=0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as reply:
+            names |= exported_metric_names(reply.read().decode())
         return names
     finally:
+        if gateway is not None:
+            gateway.stop()
         for _, process, _, _ in started:
             process.stop()
 
@@ -251,6 +338,7 @@ def live_metric_names(s3_server, module_bucket, tmp_path_factory) -> set[str]:
 @pytest.mark.integration
 def test_every_metric_is_exported_by_the_running_services(live_metric_names, declared_names):
     assert "grpc_server_handling_seconds_bucket" in live_metric_names
+    assert "neuromesh_gateway_step_duration_seconds_bucket" in live_metric_names
     assert unknown_metrics(load_dashboards(), live_metric_names) == {}
     # the in-process view the unit tests use is what the processes really serve
     assert {n for n in declared_names if n.startswith(("neuromesh_", "grpc_server_"))} <= live_metric_names

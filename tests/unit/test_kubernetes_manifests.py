@@ -23,7 +23,13 @@ What is checked on the rendered objects:
   name, resources, the restricted security context, the headless Service with the metrics port,
   and the PodDisruptionBudget; selectors that select; references to ConfigMaps and Secrets that
   are rendered or documented as created by hand;
-- MinIO in distributed mode, PostgreSQL with its volume, GPU scheduling in production only.
+- MinIO in distributed mode, PostgreSQL with its volume, GPU scheduling in production only;
+- the gateway: two or more replicas with HTTP probes, its login from the PostgreSQL Secret and no
+  secret in its ConfigMap, the services by DNS through their headless Services, the tokens
+  Secret on a directory mount, a drain inside the grace period, its Services, budget and
+  scrape job, an Ingress that routes the page and the API but not /metrics, with the gateway's
+  body limit and no buffering, TLS in production, presigned URLs for MinIO's Ingress host; and
+  its environment loaded by the gateway's own settings classes.
 
 Each validator has a test that feeds it a broken object and expects it to object.
 """
@@ -34,6 +40,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -153,12 +160,15 @@ def _build(directory: Path, build: Build, *, component: bool) -> Build:
             own.resources += _build(path, Build(), component=False).resources
         else:
             own.resources += [Resource(obj) for obj in yaml_documents(local_file(directory, entry))]
-    for entry in kustomization.get("components", []):
-        own = _build(directory / entry, own, component=True)
+    # kustomize's order: a kustomization's own generators run before its components (which can
+    # merge into what they generated, not the other way round), its own patches and other
+    # transformers after them.
     for kind, entries in (("ConfigMap", kustomization.get("configMapGenerator", [])),
                           ("Secret", kustomization.get("secretGenerator", []))):
         for entry in entries:
             _generate(directory, own, kind, entry)
+    for entry in kustomization.get("components", []):
+        own = _build(directory / entry, own, component=True)
     for patch in kustomization.get("patches", []):
         _apply_patch(directory, own, patch)
     if "namespace" in kustomization:
@@ -187,7 +197,7 @@ def _generate(directory: Path, build: Build, kind: str, entry: dict) -> None:
         path = local_file(directory, path)
         data[key or path.name] = path.read_text()
     if kind == "Secret":
-        data = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        data = {k: kustomize_base64(v) for k, v in data.items()}
     behavior = entry.get("behavior", "create")
     existing = build.find(kind, entry["name"])
     if behavior == "create":
@@ -204,6 +214,15 @@ def _generate(directory: Path, build: Build, kind: str, entry: dict) -> None:
         target["data"] = {**target.get("data", {}), **data} if behavior == "merge" else data
     else:
         raise UnsupportedKustomization(f"{directory}: generator behavior {behavior!r}")
+
+
+def kustomize_base64(value: str) -> str:
+    """A Secret value as kustomize writes it: base64, and once that reaches 70 characters, cut
+    into lines of 70, each ending with a newline (the hash suffix is computed on this text)."""
+    encoded = base64.b64encode(value.encode()).decode()
+    if len(encoded) < 70:
+        return encoded
+    return "".join(encoded[i:i + 70] + "\n" for i in range(0, len(encoded), 70))
 
 
 def _is_builtin(api_version: str) -> bool:
@@ -721,26 +740,301 @@ def test_references_resolve(overlay):
 
 
 def documented_secrets() -> dict[str, set[str]]:
-    """Secrets the README's `kubectl create secret generic NAME --from-literal=KEY=...` creates."""
+    """Secrets the README's commands create, with their keys: `kubectl create secret generic NAME
+    --from-literal=KEY=... --from-file=KEY=PATH`, and `kubectl create secret tls NAME` (whose keys
+    are tls.crt and tls.key)."""
     secrets: dict[str, set[str]] = {}
     text = README.read_text().replace("\\\n", " ")
     for command in re.findall(r"kubectl[^\n]*create secret generic[^\n]*", text):
         name = re.search(r"create secret generic (\S+)", command).group(1)
-        secrets[name] = set(re.findall(r"--from-literal=([A-Z0-9_]+)=", command))
+        secrets[name] = set(re.findall(r"--from-(?:literal|file)=([A-Za-z0-9_.-]+)=", command))
+    for command in re.findall(r"kubectl[^\n]*create secret tls[^\n]*", text):
+        secrets[re.search(r"create secret tls (\S+)", command).group(1)] = {"tls.crt", "tls.key"}
     return secrets
 
 
 def test_production_creates_no_secret_and_workstation_marks_its_own():
     assert not by_kind(rendered("production"), "Secret"), "production Secrets are created by hand, not from git"
     secrets = by_kind(rendered("workstation"), "Secret")
-    assert {n.rsplit("-", 1)[0] for n in secrets} == {"neuromesh-s3", "neuromesh-postgres"}
+    assert {n.rsplit("-", 1)[0] for n in secrets} == {"neuromesh-s3", "neuromesh-postgres", "neuromesh-gateway-tokens"}
     passwords = [base64.b64decode(v).decode() for s in secrets.values() for k, v in s["data"].items()
                  if "SECRET" in k or "PASSWORD" in k]
     assert passwords and all(p.startswith("change-me") for p in passwords)
+    # the gateway's tokens file holds a digest, of a token marked like the passwords
+    from gateway.auth import parse_token_file, token_digest
+
+    tokens = next(s for n, s in secrets.items() if n.startswith("neuromesh-gateway-tokens-"))
+    assert parse_token_file(base64.b64decode(tokens["data"]["tokens"]).decode()) == \
+        {"dev": [token_digest("change-me-gateway-token")]}
     documented = documented_secrets()
-    for name in ("neuromesh-s3", "neuromesh-postgres"):
+    for name in ("neuromesh-s3", "neuromesh-postgres", "neuromesh-gateway-tokens"):
         keys = set(next(s for n, s in secrets.items() if n.startswith(name + "-"))["data"])
         assert documented.get(name) == keys, f"the README's command for {name} should set {sorted(keys)}"
+
+
+# ---------------------------------------------------------------------------- the gateway
+
+GATEWAY_ROUTED = ("/", "/v1/jobs", "/v1/docs", "/v1/openapi.json", "/static/app.js")
+GATEWAY_PRIVATE = ("/metrics", "/healthz", "/readyz")
+
+
+def nginx_size_bytes(size: str) -> int:
+    """An nginx size (``client_max_body_size``, ingress-nginx's proxy-body-size): bytes, or k/m/g
+    of 1024. 0 means no limit.
+
+    >>> nginx_size_bytes("1m"), nginx_size_bytes("512k"), nginx_size_bytes("2048")
+    (1048576, 524288, 2048)
+    """
+    match = re.fullmatch(r"(\d+)([kKmMgG]?)", str(size))
+    if not match:
+        raise ValueError(f"{size!r} is not an nginx size")
+    return int(match.group(1)) * 1024 ** " kmg".index(match.group(2).lower() or " ")
+
+
+def ingress_routes(ingress: dict, path: str) -> bool:
+    """Whether a request for ``path`` matches one of the Ingress's rules (Exact, or Prefix by path
+    elements as the Ingress API defines it)."""
+    for rule in ingress["spec"]["rules"]:
+        for entry in rule["http"]["paths"]:
+            prefix = entry["path"]
+            if entry["pathType"] == "Exact" and path == prefix:
+                return True
+            if entry["pathType"] in ("Prefix", "ImplementationSpecific") and (
+                    prefix == "/" or path == prefix.rstrip("/") or path.startswith(prefix.rstrip("/") + "/")):
+                return True
+    return False
+
+
+def gateway_environment(objects: list[dict]) -> dict[str, str]:
+    """The gateway container's environment as the kubelet builds it: the ConfigMaps of envFrom,
+    then env values (Secret references given as ``<secret name/key>``)."""
+    deployment = by_kind(objects, "Deployment")["gateway"]
+    (container,) = containers_of(deployment)
+    config_maps = by_kind(objects, "ConfigMap")
+    env = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(config_maps[source["configMapRef"]["name"]]["data"])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        elif "secretKeyRef" in item.get("valueFrom", {}):
+            ref = item["valueFrom"]["secretKeyRef"]
+            secret = re.sub(r"-[a-z0-9]{10}$", "", ref["name"])       # without a generator's hash suffix
+            env[item["name"]] = f"<{secret}/{ref['key']}>"
+    return env
+
+
+def gateway_problems(objects: list[dict]) -> list[str]:
+    """What is wrong with the gateway of one rendered overlay (empty when nothing is)."""
+    from sqlalchemy.engine import make_url
+
+    deployments, services = by_kind(objects, "Deployment"), by_kind(objects, "Service")
+    deployment = deployments.get("gateway")
+    if deployment is None:
+        return ["no gateway Deployment"]
+    problems = []
+    pod = pod_specs(deployment)[0]
+    (container,) = pod["containers"]
+    env = gateway_environment(objects)
+    if (deployment["spec"].get("replicas") or 1) < 2:
+        problems.append("the gateway runs a single replica")
+    if not container["image"].startswith("neuromesh/gateway:"):
+        problems.append(f"image {container['image']}")
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    if ports != {"http": int(env.get("NEUROMESH_GATEWAY_HTTP_PORT", 8080))} or \
+            env.get("NEUROMESH_GATEWAY_HTTP_HOST") != "0.0.0.0":
+        problems.append(f"ports {ports}, settings {env.get('NEUROMESH_GATEWAY_HTTP_HOST')}:"
+                        f"{env.get('NEUROMESH_GATEWAY_HTTP_PORT')}")
+    for kind, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", "/healthz")):
+        probe = container.get(kind, {}).get("httpGet", {})
+        if probe.get("path") != path or probe.get("port") not in ("http", ports.get("http")):
+            problems.append(f"{kind} should GET {path} on the HTTP port, not {probe}")
+    resources = container.get("resources", {})
+    for key in ("cpu", "memory"):
+        if key not in resources.get("requests", {}) or key not in resources.get("limits", {}):
+            problems.append(f"no {key} request and limit")
+    # the database: a URL without credentials, the login from the Secret PostgreSQL is set up with
+    url = make_url(env.get("NEUROMESH_GATEWAY_DATABASE_URL", "sqlite:///jobs.db"))
+    if url.get_backend_name() != "postgresql" or url.password is not None or url.username is not None:
+        problems.append(f"the database URL {url!r} should be PostgreSQL's, without a login")
+    if "postgres" in by_kind(objects, "StatefulSet") and (url.host, url.port) != (
+            "postgres", services["postgres"]["spec"]["ports"][0]["port"]):
+        problems.append(f"the database URL points at {url.host}:{url.port}, not the postgres Service")
+    expected_login = {"PGUSER": "<neuromesh-postgres/POSTGRES_USER>",
+                      "PGPASSWORD": "<neuromesh-postgres/POSTGRES_PASSWORD>",
+                      "PGDATABASE": "<neuromesh-postgres/POSTGRES_DB>"}
+    if {k: env.get(k) for k in expected_login} != expected_login:
+        problems.append("PGUSER, PGPASSWORD and PGDATABASE should come from the Secret neuromesh-postgres")
+    if any("PASSWORD" in v or "SECRET" in k for cm in by_kind(objects, "ConfigMap").values()
+           if cm["metadata"]["name"].startswith("neuromesh-gateway-") for k, v in cm["data"].items()):
+        problems.append("a secret in the gateway's ConfigMap")
+    # the services through their headless Services, by DNS
+    try:
+        endpoints = json.loads(env.get("NEUROMESH_GATEWAY_ENDPOINTS", ""))
+    except ValueError:
+        endpoints = {}
+    namespace = deployment["metadata"].get("namespace", NAMESPACE)
+    for spec in SERVICES:
+        wanted = f"dns:///{spec.name}.{namespace}.svc.cluster.local:{spec.grpc_port}"
+        service = services.get(spec.name, {}).get("spec", {})
+        if endpoints.get(spec.name) != wanted:
+            problems.append(f"endpoint of {spec.name}: {endpoints.get(spec.name)}, expected {wanted}")
+        elif service.get("clusterIP") != "None" or spec.grpc_port not in [p["port"] for p in service.get("ports", [])]:
+            problems.append(f"{spec.name} has no headless Service on {spec.grpc_port}")
+    # the tokens: a file on a directory mount of the Secret (updates reach it), read-only
+    tokens_file = env.get("NEUROMESH_GATEWAY_TOKENS_FILE", "")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mount = next((m for m in container.get("volumeMounts", [])
+                  if tokens_file.startswith(m["mountPath"].rstrip("/") + "/")), None)
+    secret = volumes.get(mount["name"], {}).get("secret", {}) if mount else {}
+    if not (mount and mount.get("readOnly") and "subPath" not in mount and
+            secret.get("secretName", "").startswith("neuromesh-gateway-tokens") and
+            {"key": "tokens", "path": tokens_file[len(mount["mountPath"].rstrip("/")) + 1:]} in secret.get("items", [])):
+        problems.append(f"NEUROMESH_GATEWAY_TOKENS_FILE={tokens_file!r} is not the key `tokens` of the Secret "
+                        "neuromesh-gateway-tokens on a read-only directory mount")
+    if "NEUROMESH_GATEWAY_TOKENS" in env:
+        problems.append("tokens come from the Secret's file, not from the environment")
+    # SIGTERM: the preStop pause, open connections, running steps: all inside the grace period
+    pause = " ".join(container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", []))
+    pause_s = float(re.search(r"sleep (\d+)", pause).group(1)) if re.search(r"sleep (\d+)", pause) else 0
+    drain = pause_s + float(env.get("NEUROMESH_GATEWAY_GRACEFUL_SHUTDOWN_S", 5)) + \
+        float(env.get("NEUROMESH_GATEWAY_DRAIN_S", 10))
+    if pod.get("terminationGracePeriodSeconds", 30) <= drain:
+        problems.append(f"terminationGracePeriodSeconds {pod.get('terminationGracePeriodSeconds')} does not cover "
+                        f"{drain} s of pause and drain")
+    if not pause_s:
+        problems.append("no preStop pause: the pod closes its socket while it is still in the endpoints")
+    # the Services, the budget
+    cluster_ip = services.get("gateway", {})
+    if cluster_ip.get("spec", {}).get("clusterIP") == "None" or not selects(
+            cluster_ip.get("spec", {}).get("selector", {}), deployment):
+        problems.append("no ClusterIP Service `gateway` selecting the pods")
+    elif {(p["name"], p["targetPort"]) for p in cluster_ip["spec"]["ports"]} != {("http", "http")}:
+        problems.append(f"Service gateway ports {cluster_ip['spec']['ports']}")
+    headless = services.get("gateway-hl", {}).get("spec", {})
+    if headless.get("clusterIP") != "None" or not selects(headless.get("selector", {}), deployment):
+        problems.append("no headless Service gateway-hl selecting the pods (Prometheus scrapes each one)")
+    scrape = next((j for j in yaml_documents(PROMETHEUS_K8S)[0]["scrape_configs"] if j["job_name"] == "gateway"), {})
+    if scrape.get("dns_sd_configs") != [{"names": [f"gateway-hl.{namespace}.svc.cluster.local"], "type": "A",
+                                         "port": ports.get("http"), "refresh_interval": "30s"}]:
+        problems.append(f"Prometheus does not scrape the gateway pods through gateway-hl: {scrape}")
+    pdb = by_kind(objects, "PodDisruptionBudget").get("gateway", {}).get("spec", {})
+    if pdb.get("maxUnavailable") != 1 or not selects(pdb.get("selector", {}).get("matchLabels", {}), deployment):
+        problems.append("no PodDisruptionBudget of maxUnavailable 1 for the gateway")
+    # the Ingress: the page, the API and its files, not the operational routes; the body limit
+    # of the gateway; no buffering of event streams; TLS where it has any
+    ingress = by_kind(objects, "Ingress").get("gateway")
+    if ingress is None:
+        return problems + ["no Ingress for the gateway"]
+    if not ingress["spec"].get("ingressClassName"):
+        problems.append("the Ingress names no ingressClassName")
+    for rule in ingress["spec"]["rules"]:
+        for entry in rule["http"]["paths"]:
+            if entry["backend"]["service"] != {"name": "gateway", "port": {"name": "http"}}:
+                problems.append(f"an Ingress path goes to {entry['backend']['service']}")
+    for path in GATEWAY_ROUTED:
+        if not ingress_routes(ingress, path):
+            problems.append(f"the Ingress does not route {path}")
+    for path in GATEWAY_PRIVATE:
+        if ingress_routes(ingress, path):
+            problems.append(f"the Ingress exposes {path}")
+    annotations = ingress["metadata"].get("annotations", {})
+    body = annotations.get("nginx.ingress.kubernetes.io/proxy-body-size", "")
+    limit = int(env.get("NEUROMESH_GATEWAY_MAX_BODY_BYTES", 1024 * 1024))
+    if not re.fullmatch(r"\d+[kKmMgG]?", body) or nginx_size_bytes(body) != limit:
+        problems.append(f"proxy-body-size {body!r} is not NEUROMESH_GATEWAY_MAX_BODY_BYTES={limit}")
+    if annotations.get("nginx.ingress.kubernetes.io/proxy-buffering") != "off":
+        problems.append("proxy buffering is on: server-sent events would arrive in bursts")
+    hosts = {rule.get("host") for rule in ingress["spec"]["rules"]}
+    for tls in ingress["spec"].get("tls", []):
+        if not tls.get("secretName") or not set(tls.get("hosts", [])) <= hosts:
+            problems.append(f"TLS entry {tls} names no Secret or another host")
+    # presigned URLs: signed for the host where clients outside reach the object store
+    s3_ingress = by_kind(objects, "Ingress").get("minio-s3")
+    if s3_ingress is not None:
+        (s3_rule,) = s3_ingress["spec"]["rules"]
+        secure = any(s3_rule["host"] in tls.get("hosts", []) for tls in s3_ingress["spec"].get("tls", []))
+        if env.get("NEUROMESH_GATEWAY_S3_PUBLIC_ENDPOINT") != s3_rule["host"] or \
+                env.get("NEUROMESH_GATEWAY_S3_PUBLIC_SECURE") != str(secure).lower():
+            problems.append(f"presigned URLs for {env.get('NEUROMESH_GATEWAY_S3_PUBLIC_ENDPOINT')} (secure "
+                            f"{env.get('NEUROMESH_GATEWAY_S3_PUBLIC_SECURE')}), MinIO's Ingress serves "
+                            f"{s3_rule['host']} (TLS {secure})")
+        if nginx_size_bytes(s3_ingress["metadata"]["annotations"].get(
+                "nginx.ingress.kubernetes.io/proxy-body-size", "1m")) != 0:
+            problems.append("MinIO's Ingress limits bodies: presigned uploads reach 5 GiB")
+    return problems
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_the_gateway_is_deployed(overlay):
+    objects = rendered(overlay)
+    assert gateway_problems(objects) == []
+    if overlay == "production":
+        # HTTPS on the institution's hosts, with the TLS Secrets the README says to create
+        documented = documented_secrets()
+        for ingress in by_kind(objects, "Ingress").values():
+            (tls,) = ingress["spec"]["tls"]
+            assert tls["hosts"] == [ingress["spec"]["rules"][0]["host"]]
+            assert documented.get(tls["secretName"]) == {"tls.crt", "tls.key"}, tls["secretName"]
+
+
+def test_gateway_check_rejects_a_broken_gateway():
+    objects = rendered("production")
+    assert gateway_problems(objects) == []
+    deployment = by_kind(objects, "Deployment")["gateway"]
+    deployment["spec"]["replicas"] = 1
+    container = containers_of(deployment)[0]
+    container["readinessProbe"]["httpGet"]["path"] = "/healthz"
+    container["env"] = [e for e in container["env"] if e["name"] != "PGPASSWORD"]
+    container["lifecycle"] = {}
+    next(m for m in container["volumeMounts"] if m["name"] == "tokens")["subPath"] = "tokens"
+    settings = next(o for o in objects if o["metadata"]["name"].startswith("neuromesh-gateway-"))["data"]
+    settings["NEUROMESH_GATEWAY_DATABASE_URL"] = "postgresql+psycopg://neuromesh:hunter2@postgres:5432/jobs"
+    settings["NEUROMESH_GATEWAY_ENDPOINTS"] = json.dumps({"decoding": "decoding:50051"})
+    settings["NEUROMESH_GATEWAY_MAX_BODY_BYTES"] = str(4 * 1024 * 1024)
+    settings["NEUROMESH_GATEWAY_S3_PUBLIC_ENDPOINT"] = "minio:9000"
+    ingress = by_kind(objects, "Ingress")["gateway"]
+    ingress["spec"]["rules"][0]["http"]["paths"][0]["pathType"] = "Prefix"       # "/" for everything
+    del ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffering"]
+    problems = " ".join(gateway_problems(objects))
+    for expected in ("single replica", "readinessProbe", "PGPASSWORD", "preStop", "TOKENS_FILE",
+                     "without a login", "endpoint of simulation", "proxy-body-size", "exposes /metrics",
+                     "buffering", "presigned URLs"):
+        assert expected in problems, f"{expected!r} not reported in: {problems}"
+    assert gateway_problems([o for o in objects if o["kind"] != "Deployment"]) == ["no gateway Deployment"]
+
+
+def test_ingress_path_matching_follows_the_ingress_api():
+    ingress = {"spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Exact"},
+                                                      {"path": "/v1", "pathType": "Prefix"}]}}]}}
+    assert ingress_routes(ingress, "/") and ingress_routes(ingress, "/v1") and ingress_routes(ingress, "/v1/jobs")
+    assert not ingress_routes(ingress, "/v10") and not ingress_routes(ingress, "/metrics")
+    with pytest.raises(ValueError):
+        nginx_size_bytes("1 MB")
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_gateway_settings_load_with_the_gateways_own_validation(overlay, monkeypatch):
+    # The pod's environment, read by the settings classes `python -m gateway` loads (a bad value
+    # stops it with status 2), with the Secret values stood in for.
+    from gateway.jobs.settings import load_job_settings
+    from gateway.settings import load_gateway_settings
+    from services.common.settings import load_settings
+
+    objects = rendered(overlay)
+    for name in list(os.environ):
+        if name.startswith(("NEUROMESH_", "PG")):
+            monkeypatch.delenv(name)
+    for name, value in gateway_environment(objects).items():
+        monkeypatch.setenv(name, value)
+    common, jobs, gateway = load_settings(), load_job_settings(), load_gateway_settings()
+    assert common.s3_endpoint == "minio:9000"
+    assert gateway.endpoints == {s.name: [f"dns:///{s.name}.{NAMESPACE}.svc.cluster.local:{s.grpc_port}"]
+                                 for s in SERVICES}
+    assert gateway.max_body_bytes == 1024 * 1024 and str(gateway.tokens_file) == "/etc/neuromesh/gateway/tokens"
+    assert jobs.database_url == "postgresql+psycopg://postgres:5432" and jobs.drain_s == 30
+    assert gateway.s3_public_secure is (overlay == "production")
 
 
 # ---------------------------------------------------------------------------- GPUs
