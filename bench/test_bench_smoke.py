@@ -25,6 +25,7 @@ TINY_RUNS = {
     "segmentation_bench.py": ["--tiny"],
     "simulation_bench.py": ["--tiny"],
     "connectomics_bench.py": ["--tiny"],
+    "gateway_bench.py": ["--tiny"],
 }
 
 
