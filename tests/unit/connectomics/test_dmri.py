@@ -104,7 +104,9 @@ def _workers():
                 command = fh.read()
         except OSError:
             continue
-        if int(fields[1]) == me and fields[0] != "Z" and b"resource_tracker" not in command:
+        # the pool's workers are multiprocessing's; the session's S3 server is a child too
+        if int(fields[1]) == me and fields[0] != "Z" and b"multiprocessing" in command \
+                and b"resource_tracker" not in command:
             out.append(command)
     return out
 

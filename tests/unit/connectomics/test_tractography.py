@@ -71,7 +71,9 @@ def _children():
 
 
 def _workers():
-    return [c for c in _children() if "resource_tracker" not in c]   # the tracker is multiprocessing's, shared
+    """The pool's worker processes: spawned by multiprocessing (not the session's S3 server or other
+    fixtures' children), without multiprocessing's shared resource tracker."""
+    return [c for c in _children() if "multiprocessing" in c and "resource_tracker" not in c]
 
 
 # ------------------------------------------------------------------------------------------------
