@@ -35,15 +35,15 @@ services.common.errors.RequestError: parameters.prior_sd must be a finite number
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-from google.protobuf.message import Message
 
-from neuromesh.common.v1.artifact_pb2 import ArtifactRef
 from neuromesh.simulation.v1 import simulation_pb2 as S
 from services.common.errors import RequestError, ResourceExhausted
+# the outcome machinery is shared with the other service's brain-model RPCs; re-exported here
+from services.common.outcomes import Outcome, Progress, set_ref, store_outcome  # noqa: F401
 
 from . import brain_model_plots as plots
 from .core import bayesian_observer as observer
@@ -52,69 +52,7 @@ from .core import predictive_coding as pc
 __all__ = ["Outcome", "set_ref", "store_outcome", "ObserverOptions", "observer_options", "observer_inputs",
            "run_observer", "PredictiveCodingOptions", "predictive_coding_options", "run_predictive_coding"]
 
-PNG = "image/png"
 
-#: a progress callback, ``report(fraction_done=..., stage=..., message=..., counters=...)``
-Progress = Callable[..., None]
-
-
-# ------------------------------------------------------------------------------------------------
-# outcomes and their storage
-
-
-@dataclass
-class Outcome:
-    """A computed response: the message with its plain fields, and what to store into it.
-
-    ``arrays`` and ``figures`` are ``(field path, key, value)``: the value is stored under
-    ``<prefix>/<key>`` and its ref set at the field path of ``message`` (``"fit.predicted"``;
-    a path ending in ``[]`` appends to a repeated field, in order).
-    """
-
-    message: Message
-    arrays: list[tuple[str, str, np.ndarray]] = field(default_factory=list)
-    figures: list[tuple[str, str, bytes]] = field(default_factory=list)
-
-    def array(self, path: str, key: str, value) -> None:
-        self.arrays.append((path, key, np.ascontiguousarray(value)))
-
-    def figure(self, path: str, key: str, png: bytes) -> None:
-        self.figures.append((path, key, png))
-
-
-def set_ref(message: Message, path: str, ref: ArtifactRef) -> None:
-    """Set the ArtifactRef field at dotted ``path`` of ``message`` (``name[]`` appends)."""
-    *parents, last = path.split(".")
-    target = message
-    for name in parents:
-        target = getattr(target, name)
-    if last.endswith("[]"):
-        getattr(target, last[:-2]).add().CopyFrom(ref)
-    else:
-        getattr(target, last).CopyFrom(ref)
-
-
-def store_outcome(store, prefix: str, outcome: Outcome, progress: Progress | None = None, *,
-                  span: tuple[float, float] = (0.97, 1.0)) -> Message:
-    """Store every array (Zarr) and figure (PNG) of ``outcome`` under ``prefix``; return its message.
-
-    Keys are content-addressed (``if_exists="return_existing"``), so a repeated call finds them.
-    ``progress`` is called before each put (stage ``"store"``, its fraction within ``span`` of
-    the whole call): a cancellation checkpoint.
-    """
-    total = max(1, len(outcome.arrays) + len(outcome.figures))
-    items = [(path, key, value, False) for path, key, value in outcome.arrays] + \
-            [(path, key, png, True) for path, key, png in outcome.figures]
-    for done, (path, key, value, is_png) in enumerate(items):
-        if progress is not None:
-            progress(fraction_done=span[0] + (span[1] - span[0]) * done / total, stage="store",
-                     message=f"storing {key}{'.png' if is_png else ''}")
-        if is_png:
-            ref = store.put_bytes(f"{prefix}/{key}.png", value, media_type=PNG, if_exists="return_existing")
-        else:
-            ref = store.put_array(f"{prefix}/{key}", value, if_exists="return_existing")
-        set_ref(outcome.message, path, ref)
-    return outcome.message
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 MODULES = ["services.common.models", "services.common.rpc", "services.common.estimators", "services.common.figures", "services.common.compute",
-           "services.common.progress", "services.common.results", "services.common.settings",
+           "services.common.progress", "services.common.results", "services.common.settings", "services.common.outcomes",
            "services.decoding.plots", "services.reduction.plots"]
 
 
