@@ -1,4 +1,4 @@
-"""Build of the simulation engine's compiled inner loop; everything else is in pyproject.toml.
+"""Build of the compiled inner loops (simulation engine, segmentation flood); everything else is in pyproject.toml.
 
 The engine (services/simulation/core/native/engine.cpp) is C++17 with OpenMP, bound with
 pybind11. ``NEUROMESH_ENGINE_MARCH`` picks the instruction set: ``native`` (the default: the
@@ -22,4 +22,13 @@ engine = Pybind11Extension(
     extra_link_args=["-fopenmp"],
 )
 
-setup(ext_modules=[engine], cmdclass={"build_ext": build_ext})
+# The segmentation core's seeded watershed (bucket-queue priority flood): single-threaded and
+# portable, so no -march (the flood is memory-bound; a wider instruction set buys nothing).
+flood = Pybind11Extension(
+    "services.segmentation.core._flood",
+    ["services/segmentation/core/native/flood.cpp"],
+    cxx_std=17,
+    extra_compile_args=["-O3"],
+)
+
+setup(ext_modules=[engine, flood], cmdclass={"build_ext": build_ext})

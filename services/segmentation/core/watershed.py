@@ -44,7 +44,7 @@ from scipy import ndimage, sparse
 from .metrics import _check_labels, _check_same_shape, _check_volume
 from .synthetic import DEFAULT_OFFSETS, _check_offsets, _shifted_pair
 
-__all__ = ["seeded_watershed", "affinities_to_boundaries", "RegionAdjacencyGraph", "region_adjacency_graph",
+__all__ = ["seeded_watershed", "flood_watershed", "quantize_boundaries", "affinities_to_boundaries", "RegionAdjacencyGraph", "region_adjacency_graph",
            "MergeTree", "agglomerate", "segment_at_thresholds", "remove_small_fragments"]
 
 
@@ -70,9 +70,119 @@ def _seeds(foreground, distance, min_seed_distance, structure):
     return seeds, n_seeds
 
 
-def _watershed_once(boundaries, mask, *, min_seed_distance, threshold, connectivity, sampling):
-    from skimage.segmentation import watershed
+#: quantisation of the boundary map for the bucket-queue flood: a U-Net probability carries no
+#: more than this many meaningful levels, and the flood's queue has one list per level
+DEFAULT_LEVELS = 256
+WATERSHED_METHODS = ("bucket", "skimage")
 
+
+def quantize_boundaries(boundaries, levels=DEFAULT_LEVELS, value_range=None):
+    """Boundary values as integer levels ``0 .. levels - 1`` (uint16) for :func:`flood_watershed`.
+
+    ``value_range=(lo, hi)`` maps ``lo`` to 0 and ``hi`` to ``levels - 1`` (values outside are
+    clipped). By default it is ``(0, 1)`` when every value lies in ``[0, 1]`` (a probability map:
+    the same mapping in every block of a volume, which blockwise consistency needs) and the data's
+    minimum and maximum otherwise.
+
+    Example
+    -------
+    >>> quantize_boundaries(np.array([0.0, 0.5, 1.0]), levels=5)
+    array([0, 2, 4], dtype=uint16)
+    """
+    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or not 2 <= levels <= 65536:
+        raise ValueError(f"levels must be an integer in 2 .. 65536, got {levels!r}")
+    boundaries = np.asarray(boundaries)
+    if value_range is None:
+        lo, hi = (float(boundaries.min()), float(boundaries.max())) if boundaries.size else (0.0, 1.0)
+        if lo >= 0.0 and hi <= 1.0:
+            lo, hi = 0.0, 1.0
+    else:
+        lo, hi = (float(v) for v in value_range)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise ValueError(f"value_range must be two finite numbers lo <= hi, got {value_range!r}")
+    scale = (levels - 1) / (hi - lo) if hi > lo else 0.0
+    scaled = (boundaries.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(scale)
+    return np.clip(np.rint(scaled), 0, levels - 1).astype(np.uint16)
+
+
+def _neighbour_steps(shape, connectivity):
+    """Flat index offsets of the neighbours (``connectivity`` as scipy's) in an array of ``shape``."""
+    structure = ndimage.generate_binary_structure(len(shape), connectivity)
+    centre = np.ones(len(shape), int)
+    offsets = np.argwhere(structure) - centre
+    offsets = offsets[np.any(offsets != 0, axis=1)]
+    strides = np.array([int(np.prod(shape[axis + 1:])) for axis in range(len(shape))], np.int64)
+    return (offsets @ strides).astype(np.int64)
+
+
+def flood_watershed(levels, markers, *, mask=None, connectivity=1, n_levels=None):
+    """Watershed of integer ``levels`` from ``markers`` by a bucket-queue priority flood, in linear time.
+
+    The flood is scikit-image's (:func:`skimage.segmentation.watershed` with markers and a mask):
+    the lowest pending voxel is taken first, first in first out among equal levels, and each of
+    its unlabelled neighbours is labelled with its label when it is queued. Where levels and the
+    seeds' levels are distinct the partition equals scikit-image's; among equal levels the order
+    is the queueing order (seeds in raster order), so ties may go to another basin.
+
+    Parameters
+    ----------
+    levels : array_like of int, 2-D or 3-D
+        Quantised boundary values in ``0 .. n_levels - 1`` (:func:`quantize_boundaries`).
+    markers : array_like of int, same shape
+        Seed labels, 0 elsewhere; ids below 2**32 - 1.
+    mask : array_like of bool, same shape, optional
+        Only these voxels are flooded; the rest are 0.
+    connectivity : int, optional
+        As scipy's ``generate_binary_structure``: 1 faces, up to ``ndim`` (all neighbours).
+    n_levels : int, optional
+        Number of levels (default ``levels.max() + 1``), at most 65,536.
+
+    Returns
+    -------
+    labels : ndarray of uint32
+        Each voxel reachable from a seed through the mask gets that seed's label; 0 elsewhere.
+
+    Example
+    -------
+    >>> levels = np.array([[0, 1, 5, 2, 0]])
+    >>> flood_watershed(levels, np.array([[1, 0, 0, 0, 2]]), connectivity=2)
+    array([[1, 1, 1, 2, 2]], dtype=uint32)
+    """
+    from ._flood import BLOCKED, flood
+
+    levels = np.asarray(levels)
+    markers = np.asarray(markers)
+    if levels.ndim not in (2, 3) or levels.shape != markers.shape:
+        raise ValueError(f"levels and markers must be 2-D or 3-D of one shape, got {levels.shape} and {markers.shape}")
+    if not np.issubdtype(levels.dtype, np.integer) or (levels.size and (levels.min() < 0 or levels.max() > 65535)):
+        raise ValueError("levels must be integers in 0 .. 65535 (see quantize_boundaries)")
+    if not np.issubdtype(markers.dtype, np.integer) or (markers.size and (markers.min() < 0
+                                                                         or markers.max() >= BLOCKED)):
+        raise ValueError(f"markers must be integers in 0 .. {BLOCKED - 1}")
+    if connectivity not in range(1, levels.ndim + 1):
+        raise ValueError(f"connectivity must be 1 .. {levels.ndim}, got {connectivity!r}")
+    if n_levels is None:
+        n_levels = int(levels.max()) + 1 if levels.size else 1
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if mask.shape != levels.shape:
+            raise ValueError(f"mask has shape {mask.shape} but levels has shape {levels.shape}")
+    # one voxel of padding, marked blocked, spares the inner loop every bounds check
+    labels = np.pad(markers.astype(np.uint32), 1, constant_values=BLOCKED)
+    if mask is not None:
+        inner = labels[(slice(1, -1),) * levels.ndim]
+        inner[~mask] = BLOCKED
+    padded_levels = np.pad(levels.astype(np.uint16, copy=False), 1)
+    steps = _neighbour_steps(labels.shape, connectivity)
+    flat_labels = labels.reshape(-1)
+    flood(padded_levels.reshape(-1), flat_labels, steps, int(n_levels))
+    labels = labels[(slice(1, -1),) * levels.ndim]
+    labels[labels == BLOCKED] = 0
+    return np.ascontiguousarray(labels)
+
+
+def _watershed_once(boundaries, mask, *, min_seed_distance, threshold, connectivity, sampling, method, levels,
+                    value_range):
     structure = ndimage.generate_binary_structure(boundaries.ndim, connectivity)
     foreground = boundaries < threshold
     if mask is not None:
@@ -81,14 +191,19 @@ def _watershed_once(boundaries, mask, *, min_seed_distance, threshold, connectiv
     seeds, n_seeds = _seeds(foreground, distance, min_seed_distance, structure)
     if n_seeds == 0:
         return np.zeros(boundaries.shape, np.uint64), 0
-    # voxels are claimed by the first basin that reaches them (skimage labels on push), so the
+    # voxels are claimed by the first basin that reaches them (both floods label on push), so the
     # foreground, at the lowest levels, is flooded before any boundary voxel is contended
-    labels = watershed(boundaries, markers=seeds, mask=mask, connectivity=connectivity)
+    if method == "bucket":
+        labels = flood_watershed(quantize_boundaries(boundaries, levels, value_range), seeds, mask=mask,
+                                 connectivity=connectivity, n_levels=levels)
+    else:
+        from skimage.segmentation import watershed
+        labels = watershed(boundaries, markers=seeds, mask=mask, connectivity=connectivity)
     return labels.astype(np.uint64), n_seeds
 
 
 def seeded_watershed(boundaries, *, min_seed_distance=2, threshold=0.5, mask=None, per_section=False,
-                     connectivity=None, voxel_size=None):
+                     connectivity=None, voxel_size=None, method="bucket", levels=DEFAULT_LEVELS):
     """Fragments (an over-segmentation) from a boundary map by a distance-transform seeded watershed.
 
     Seeds are the local maxima of the Euclidean distance transform of the voxels with
@@ -118,6 +233,14 @@ def seeded_watershed(boundaries, *, min_seed_distance=2, threshold=0.5, mask=Non
         crosses a neuron boundary wherever neurons are at least three voxels thick.
     voxel_size : tuple of 3 float, optional
         Physical voxel size ``(z, y, x)`` for the distance transform (default isotropic).
+    method : {"bucket", "skimage"}, optional
+        The flood: ``"bucket"`` (default) is :func:`flood_watershed`, linear time on the map
+        quantised to ``levels`` levels (:func:`quantize_boundaries`; a map in [0, 1] is quantised
+        over [0, 1]); ``"skimage"`` is :func:`skimage.segmentation.watershed` on the float map
+        (a binary heap, several times slower). Both label on push in the same order; they differ
+        only where quantisation creates ties.
+    levels : int, optional
+        Quantisation levels of the ``"bucket"`` flood, 2 .. 65,536 (default 256).
 
     Returns
     -------
@@ -159,8 +282,15 @@ def seeded_watershed(boundaries, *, min_seed_distance=2, threshold=0.5, mask=Non
         voxel_size = tuple(float(v) for v in voxel_size)
         if len(voxel_size) != 3 or not all(v > 0 and np.isfinite(v) for v in voxel_size):
             raise ValueError(f"voxel_size must be 3 positive numbers (z, y, x), got {voxel_size!r}")
+    if method not in WATERSHED_METHODS:
+        raise ValueError(f"method must be one of {WATERSHED_METHODS}, got {method!r}")
+    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or not 2 <= levels <= 65536:
+        raise ValueError(f"levels must be an integer in 2 .. 65536, got {levels!r}")
     options = dict(min_seed_distance=int(min_seed_distance), threshold=float(threshold),
-                   connectivity=connectivity)
+                   connectivity=connectivity, method=method, levels=int(levels))
+    # one quantisation for the whole volume (sections of a per-section run alike)
+    lo, hi = (float(boundaries.min()), float(boundaries.max())) if boundaries.size else (0.0, 1.0)
+    options["value_range"] = (0.0, 1.0) if lo >= 0.0 and hi <= 1.0 else (lo, hi)
     if not per_section:
         fragments, _ = _watershed_once(boundaries, mask, sampling=voxel_size, **options)
         return fragments
