@@ -1,11 +1,20 @@
-"""The ``neuromesh`` command line.
+"""The ``neuromesh`` command line: the local stack, and the gateway's artifacts, pipelines and jobs.
 
-Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage.
+The stack: ``up``, ``status``, ``down`` (here). The gateway: ``upload``, ``download``, ``run``,
+``pipelines``, ``jobs list|show|watch|cancel|submit`` (:mod:`neuromesh.gateway_cli`). Every
+command takes ``--json`` for scripts.
+
+Exit codes: 0 success; 1 the operation failed (the stack could not start, a job failed or was
+cancelled: the message says why); 2 bad usage (a usage message) or a request the gateway refused
+as invalid; 3 a job, artifact or pipeline that does not exist; 4 no gateway answered, or it
+refused the token; 5 the gateway failed; 130 interrupted by Ctrl-C.
 
 Example
 -------
     neuromesh up          # start the object store, every service and the gateway, wait until healthy
     neuromesh status      # health of each component (--json for scripts)
+    neuromesh run em-to-connectome --input raw=em.npy --param thresholds='[0.5]'
+    neuromesh jobs list
     neuromesh down        # stop them; data stays in .neuromesh/s3
 """
 
@@ -56,23 +65,29 @@ def cmd_status(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .stack.local import default_state_dir
 
-    parser = argparse.ArgumentParser(prog="neuromesh", description="NeuroMesh: neural data analysis services")
+    from .gateway_cli import EXIT_CODES, add_gateway_commands
+
+    epilog = "exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(prog="neuromesh", description="NeuroMesh: neural data analysis services",
+                                     epilog=epilog)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     parser.add_argument("--state-dir", default=str(default_state_dir()),
                         help="where the local stack keeps its state, logs and data (default: %(default)s; "
                              "env NEUROMESH_STATE_DIR)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    up = sub.add_parser("up", help="start the local stack (object store, services, gateway) and wait until every "
+    up = sub.add_parser("up", parents=[common], help="start the local stack (object store, services, gateway) and wait until every "
                                    "part is healthy")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each part")
-    up.add_argument("--json", action="store_true", help="print the started components as JSON")
     up.add_argument("--port-offset", type=int, default=0,
                     help="add this to every default port, to run a second stack beside another")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop the local stack (data is kept)")
     down.set_defaults(func=cmd_down)
-    status = sub.add_parser("status", help="health of each part of the local stack; exit 1 unless all serve")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status = sub.add_parser("status", parents=[common],
+                            help="health of each part of the local stack; exit 1 unless all serve")
     status.set_defaults(func=cmd_status)
+    add_gateway_commands(sub, common)
     return parser
 
 
@@ -81,7 +96,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from .stack.local import StackError, StartError
 
-    args = build_parser().parse_args(argv)
+    from .gateway_cli import run_gateway_command
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command not in ("up", "down", "status"):
+        try:
+            return run_gateway_command(args, parser)
+        except BrokenPipeError:  # `neuromesh jobs list | head`: the reader left; not an error of ours
+            sys.stderr.close()
+            return 0
     try:
         return args.func(args)
     except SettingsError as err:

@@ -21,6 +21,7 @@ module            what is there
                   simulated_connectome, analyze_graph
 ``results``       :class:`Result`, :class:`Section`, :class:`Artifact`: lazy access to outputs
 ``artifacts``     :class:`Artifacts`: content-addressed uploads, checked downloads
+``gateway``       :class:`GatewayClient`: the gateway's HTTP API (uploads, pipelines, jobs, downloads)
 ``requests``      requests built from keyword arguments named as proto fields
 ``connection``    channels, deadlines, :class:`RetryPolicy`, TLS, the call loop with cancellation
 ``progress``      progress bars (tqdm) and callbacks
@@ -46,6 +47,7 @@ from .decoding import (BinnedRecording, DecodingClient, EvaluateResult, PredictR
 from .errors import (Aborted, AlreadyExists, Cancelled, DataLoss, DeadlineExceeded, FailedPrecondition, Internal,
                      InvalidArgument, NeuroMeshError, NotFound, OutOfRange, PermissionDenied, ResourceExhausted,
                      Unauthenticated, Unavailable, Unimplemented)
+from .gateway import GatewayClient, GatewayError, GatewayUnreachable
 from .progress import ProgressEvent
 from .reduction import (CircuitInference, FitResult, FixedPointSearch, LearningRuleComparison, ReductionClient,
                         ReductionScoreResult, TransformResult)
@@ -59,7 +61,8 @@ __all__ = [
     "Aborted", "AlreadyExists", "Artifact", "Artifacts", "BayesianObserverResult", "BinnedRecording", "BoundaryModel",
     "Cancelled", "CircuitInference", "Client", "FixedPointSearch", "LearningRuleComparison", "PredictiveCodingResult",
     "ConnectomicsClient", "ContactGraphResult", "DataLoss", "DeadlineExceeded", "Deadlines", "DecodingClient",
-    "DiffusionConnectomeResult", "EvaluateResult", "FailedPrecondition", "FitResult", "GraphAnalysis", "Internal",
+    "DiffusionConnectomeResult", "EvaluateResult", "FailedPrecondition", "FitResult", "GatewayClient", "GatewayError",
+    "GatewayUnreachable", "GraphAnalysis", "Internal",
     "InvalidArgument", "MemoryEstimate", "NeuroMeshError", "NotFound", "OutOfRange", "PermissionDenied",
     "PredictResult", "ProgressEvent", "ReductionClient", "ReductionScoreResult", "RepresentationComparison",
     "ResourceExhausted", "Result", "RetryPolicy", "Section", "SegmentResult", "SegmentationClient",

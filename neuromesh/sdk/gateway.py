@@ -1,15 +1,24 @@
-"""A small Python client of the gateway's HTTP API (standard library only): upload, submit, watch, download.
+"""The gateway's HTTP API from Python (standard library only): uploads, pipelines, jobs, downloads.
+
+:class:`GatewayClient` is one tenant's view of one gateway: it uploads files and arrays through
+the gateway's presigned URLs (the bytes go straight to the object store, streamed from disk),
+submits jobs (a DAG of steps, or a named pipeline), follows them (polling, or the server-sent
+event stream), cancels them, and downloads their outputs checked against their sha256. Answers
+are the API's JSON documents (``GET /v1/openapi.json`` describes every field); errors are
+:class:`GatewayError` (the gateway answered with an error) or :class:`GatewayUnreachable`
+(nothing answered). ``neuromesh`` (the command line) is built on it.
 
 Example
 -------
->>> client = GatewayClient("http://127.0.0.1:8080", token)                               # doctest: +SKIP
->>> client.upload_array("sessions/s1/activity", counts)["sha256"][:12]                  # doctest: +SKIP
+>>> gw = GatewayClient.local()          # the stack of `neuromesh up`: its URL and dev token  # doctest: +SKIP
+>>> gw.upload_array("em/raw", raw)["sha256"][:12]                                        # doctest: +SKIP
 'bbe3fe6fdb38'
->>> job = client.submit({"steps": [{"id": "sim", "service": "simulation", "method": "Simulate",
-...                                 "params": {"duration_ms": 1000}}]})                  # doctest: +SKIP
->>> for event, data in client.events(job["id"]):                                        # doctest: +SKIP
+>>> job = gw.run_pipeline("em-to-connectome", inputs={"raw": "em/raw"},
+...                       params={"thresholds": [0.5]})                                  # doctest: +SKIP
+>>> for event, data in gw.events(job["id"]):                                            # doctest: +SKIP
 ...     print(event, data.get("state") or data["step"]["progress"])
->>> png = client.download(client.job(job["id"])["steps"][0]["outputs"]["figure"])       # doctest: +SKIP
+>>> job = gw.job(job["id"])                                                              # doctest: +SKIP
+>>> gw.download_to(job["steps"][0]["outputs"]["figure"], "segment.png")                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,13 +26,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+#: Bytes read at a time when hashing, uploading and downloading files
+CHUNK_BYTES = 1 << 20
 
 
 class GatewayError(RuntimeError):
@@ -37,6 +52,10 @@ class GatewayError(RuntimeError):
         super().__init__(f"HTTP {status} {self.reason}: {self.message}")
 
 
+class GatewayUnreachable(ConnectionError):
+    """Nothing answered at the gateway's URL (not started, wrong address, a network problem)."""
+
+
 class GatewayClient:
     """Calls of one tenant (its bearer token) on one gateway.
 
@@ -48,12 +67,57 @@ class GatewayClient:
         The tenant's bearer token.
     timeout_s : float
         Per request (not for event streams, which last as long as their job).
+
+    Examples
+    --------
+    >>> gw = GatewayClient("http://127.0.0.1:8080/", "t0ken")
+    >>> gw.url, gw._path("/v1/artifacts/", "sessions/s 1/counts")
+    ('http://127.0.0.1:8080', '/v1/artifacts/sessions/s%201/counts')
     """
 
     def __init__(self, url: str, token: str, *, timeout_s: float = 60.0) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+
+    @classmethod
+    def local(cls, state_dir: str | os.PathLike[str] | None = None, **options: Any) -> "GatewayClient":
+        """The gateway of the local stack started by ``neuromesh up``, with its dev token.
+
+        ``state_dir`` defaults to :func:`neuromesh.sdk.client.find_state_dir`. Raises
+        :class:`GatewayUnreachable` when no stack with a gateway is recorded there.
+        """
+        from neuromesh.stack.gateway import TOKEN_FILE
+        from neuromesh.stack.local import LocalStack
+
+        from .client import find_state_dir
+
+        folder = Path(state_dir).expanduser() if state_dir is not None else find_state_dir()
+        state = LocalStack(folder).read_state() if folder is not None else None
+        address = next((c.endpoint for c in state.components if c.kind == "http"), None) if state else None
+        if address is None or not (folder / TOKEN_FILE).is_file():
+            raise GatewayUnreachable(f"no local stack with a gateway is recorded in {folder or 'this directory'}: "
+                                     "run `neuromesh up`, or give the gateway's URL and token")
+        return cls(f"http://{address}", (folder / TOKEN_FILE).read_text().strip(), **options)
+
+    @staticmethod
+    def _path(prefix: str, key: str) -> str:
+        return prefix + urllib.parse.quote(key, safe="/")
+
+    def _open(self, request: urllib.request.Request, timeout_s: float):
+        """``urlopen`` with the gateway's error document turned into :class:`GatewayError`."""
+        try:
+            return urllib.request.urlopen(request, timeout=timeout_s)
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            try:
+                error = json.loads(raw).get("error", {})
+            except (ValueError, AttributeError):
+                error = {"reason": "HTTP_ERROR", "message": raw.decode(errors="replace")[:500] or err.reason}
+            raise GatewayError(err.code, error) from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise GatewayUnreachable(f"{request.full_url.split('?')[0]}: {reason}") from None
 
     def request(self, method: str, path: str, body: Any = None, *,
                 headers: Mapping[str, str] | None = None) -> tuple[int, Any, Mapping[str, str]]:
@@ -62,31 +126,40 @@ class GatewayClient:
         all_headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json",
                        **({"Content-Type": "application/json"} if data is not None else {}), **dict(headers or {})}
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=all_headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
-                raw = reply.read()
-                return reply.status, json.loads(raw) if raw else None, dict(reply.headers)
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            try:
-                error = json.loads(raw).get("error", {})
-            except ValueError:
-                error = {"reason": "HTTP_ERROR", "message": raw.decode(errors="replace")[:500]}
-            raise GatewayError(err.code, error) from None
+        with self._open(request, self.timeout_s) as reply:
+            raw = reply.read()
+            return reply.status, json.loads(raw) if raw else None, dict(reply.headers)
 
     # ------------------------------------------------------------------ artifacts
+
+    def _put_and_complete(self, key: str, kind: str, media_type: str | None, size: int, digest: str,
+                          content: Any) -> dict[str, Any]:
+        _, upload, _ = self.request("POST", "/v1/uploads", {"key": key, "kind": kind, "media_type": media_type,
+                                                            "size_bytes": size, "sha256": digest})
+        headers = {"Content-Length": str(size), **(upload.get("headers") or {})}
+        put = urllib.request.Request(upload["url"], data=content, method="PUT", headers=headers)
+        with self._open(put, self.timeout_s) as reply:
+            reply.read()
+        _, done, _ = self.request("POST", upload["complete_url"], {"sha256": digest})
+        return done["artifact"]
 
     def upload(self, key: str, data: bytes, *, kind: str = "object",
                media_type: str | None = None) -> dict[str, Any]:
         """Upload ``data`` with one presigned PUT and complete it; return the stored artifact."""
-        digest = hashlib.sha256(data).hexdigest()
-        _, upload, _ = self.request("POST", "/v1/uploads", {"key": key, "kind": kind, "media_type": media_type,
-                                                            "size_bytes": len(data), "sha256": digest})
-        put = urllib.request.Request(upload["url"], data=data, method="PUT", headers=upload.get("headers") or {})
-        with urllib.request.urlopen(put, timeout=self.timeout_s) as reply:
-            reply.read()
-        _, done, _ = self.request("POST", upload["complete_url"], {"sha256": digest})
-        return done["artifact"]
+        return self._put_and_complete(key, kind, media_type, len(data), hashlib.sha256(data).hexdigest(), data)
+
+    def upload_file(self, key: str, path: str | os.PathLike[str], *, kind: str | None = None,
+                    media_type: str | None = None) -> dict[str, Any]:
+        """Upload a file, streamed from disk (never whole in memory); return the stored artifact.
+
+        ``kind`` defaults to ``"array"`` for a ``.npy`` file (the gateway stores it as a Zarr v3
+        array) and ``"object"`` otherwise. The gateway refuses a key that is taken (409).
+        """
+        path = Path(path)
+        digest, size = file_digest(path)
+        kind = kind or ("array" if path.suffix.lower() == ".npy" else "object")
+        with path.open("rb") as f:
+            return self._put_and_complete(key, kind, media_type, size, digest, f)
 
     def upload_array(self, key: str, array: Any) -> dict[str, Any]:
         """Upload a NumPy array (as ``.npy``); the gateway stores it as a Zarr v3 array at ``key``."""
@@ -97,30 +170,83 @@ class GatewayClient:
         return self.upload(key, buffer.getvalue(), kind="array")
 
     def artifact(self, key: str) -> dict[str, Any]:
-        return self.request("GET", f"/v1/artifacts/{key}")[1]
+        """An artifact's metadata (and, for a single object, a presigned download URL)."""
+        return self.request("GET", self._path("/v1/artifacts/", key))[1]
+
+    def artifacts(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        """One page of your artifacts under ``prefix``: ``{"artifacts": [...], "next_cursor"}``."""
+        query = urllib.parse.urlencode({"prefix": prefix, "limit": limit, **({"cursor": cursor} if cursor else {})})
+        return self.request("GET", f"/v1/artifacts?{query}")[1]
 
     def download(self, artifact: Mapping[str, Any]) -> bytes:
         """The bytes of a single-object artifact or output, checked against its sha256."""
         url = artifact.get("download_url")
         if not url:
             raise ValueError(f"{artifact.get('key')} has no download URL (an array: open it with zarr)")
-        with urllib.request.urlopen(url, timeout=self.timeout_s) as reply:
+        with self._open(urllib.request.Request(url), self.timeout_s) as reply:
             data = reply.read()
         if hashlib.sha256(data).hexdigest() != artifact["sha256"]:
             raise ValueError(f"{artifact.get('key')}: the download does not have the recorded sha256")
         return data
 
+    def download_to(self, artifact: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+        """Stream a single-object artifact or output to ``path``, checked against its sha256.
+
+        The bytes go to a temporary file beside ``path``, renamed into place only once their
+        digest matches, so a failed or corrupted download never leaves a partial ``path``.
+        """
+        url = artifact.get("download_url")
+        if not url:
+            raise ValueError(f"{artifact.get('key')} has no download URL (an array: open it with zarr)")
+        path = Path(path)
+        fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, self._open(urllib.request.Request(url), self.timeout_s) as reply:
+                while chunk := reply.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != artifact["sha256"]:
+                raise ValueError(f"{artifact.get('key')}: the download does not have the recorded sha256")
+            publish(partial, path)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+        return path
+
     # ------------------------------------------------------------------ jobs
 
     def submit(self, job: Mapping[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Submit a job (``{"steps": [...]}``); the accepted job (state ``pending``)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self.request("POST", "/v1/jobs", dict(job), headers=headers)[1]
 
+    def pipelines(self) -> list[dict[str, Any]]:
+        """The named pipelines: name, description, params schema, inputs."""
+        return self.request("GET", "/v1/pipelines")[1]["pipelines"]
+
+    def pipeline(self, name: str) -> dict[str, Any]:
+        return self.request("GET", self._path("/v1/pipelines/", name))[1]
+
+    def run_pipeline(self, name: str, *, inputs: Mapping[str, Any] | None = None,
+                     params: Mapping[str, Any] | None = None,
+                     idempotency_key: str | None = None) -> dict[str, Any]:
+        """Submit a job made from a named pipeline; ``inputs`` maps its input names to your artifact keys."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = {"params": dict(params or {}), "inputs": dict(inputs or {})}
+        return self.request("POST", self._path("/v1/pipelines/", name) + "/jobs", body, headers=headers)[1]
+
     def job(self, job_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/v1/jobs/{job_id}")[1]
+        return self.request("GET", self._path("/v1/jobs/", job_id))[1]
+
+    def jobs(self, *, states: Sequence[str] = (), limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        """One page of your jobs, newest first: ``{"jobs": [...], "next_cursor"}``."""
+        query = urllib.parse.urlencode([("state", s) for s in states] + [("limit", limit)]
+                                       + ([("cursor", cursor)] if cursor else []))
+        return self.request("GET", f"/v1/jobs?{query}")[1]
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        return self.request("POST", f"/v1/jobs/{job_id}:cancel")[1]
+        return self.request("POST", self._path("/v1/jobs/", job_id) + ":cancel")[1]
 
     def wait(self, job_id: str, *, timeout_s: float = 300.0, poll_s: float = 0.25) -> dict[str, Any]:
         """Poll until the job has ended; return it. ``TimeoutError`` after ``timeout_s``."""
@@ -135,14 +261,10 @@ class GatewayClient:
 
     def events(self, job_id: str, *, timeout_s: float = 600.0) -> Iterator[tuple[str, dict[str, Any]]]:
         """The job's server-sent events as (event, data) until the stream ends (after ``end``)."""
-        request = urllib.request.Request(f"{self.url}/v1/jobs/{job_id}/events",
+        request = urllib.request.Request(self.url + self._path("/v1/jobs/", job_id) + "/events",
                                          headers={"Authorization": f"Bearer {self.token}",
                                                   "Accept": "text/event-stream"})
-        try:
-            reply = urllib.request.urlopen(request, timeout=timeout_s)
-        except urllib.error.HTTPError as err:
-            raise GatewayError(err.code, json.loads(err.read() or b"{}").get("error", {})) from None
-        with reply:
+        with self._open(request, timeout_s) as reply:
             event, data = "message", []
             for raw in reply:
                 line = raw.decode().rstrip("\r\n")
@@ -156,3 +278,30 @@ class GatewayClient:
                     event = line[6:].strip()
                 elif line.startswith("data:"):
                     data.append(line[5:].strip())
+
+
+def publish(partial: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Move a finished temporary file into place, with the mode a new file gets (``mkstemp`` makes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o666 & ~umask)
+    os.replace(partial, path)
+
+
+def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """(hex sha256, size in bytes) of a file, read a chunk at a time.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     _ = f.write(b"abc"); f.flush()
+    ...     file_digest(f.name)[0][:16], file_digest(f.name)[1]
+    ('ba7816bf8f01cfea', 3)
+    """
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

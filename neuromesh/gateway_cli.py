@@ -1,0 +1,591 @@
+"""The gateway's part of the ``neuromesh`` command line: artifacts, pipelines and jobs.
+
+Every command talks to one gateway as one tenant. Which gateway: ``--gateway URL`` (or
+``NEUROMESH_GATEWAY_URL``) with a token from ``--token-file`` (or ``NEUROMESH_TOKEN``, or
+``NEUROMESH_TOKEN_FILE``); without them, the local stack of ``neuromesh up`` (its recorded
+address and its dev token). ``--json`` prints the gateway's JSON documents for scripts instead of
+text for people; messages about progress go to stderr either way, so stdout stays parseable.
+
+Exit codes (:data:`EXIT_CODES`): 0 done; 1 the job failed or was cancelled (the failing step's
+service message is printed); 2 bad usage, or a request the gateway refused as invalid; 3 a job,
+artifact or pipeline that does not exist; 4 no gateway answered, or it refused the token; 5 the
+gateway failed (5xx); 130 interrupted by Ctrl-C (a job being watched by ``run`` is cancelled).
+
+Example
+-------
+    neuromesh upload em.npy em/raw                       # a .npy becomes a Zarr array at em/raw
+    neuromesh run em-to-connectome --input raw=em/raw --param thresholds='[0.3,0.5]' --param threshold=0.5
+    neuromesh jobs list --state running --json
+    neuromesh download --job 5c0e... segment/figure -o segment.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from neuromesh.sdk.gateway import (TERMINAL_STATES, GatewayClient, GatewayError, GatewayUnreachable,
+                                   file_digest, publish)
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_SERVER, EXIT_INTERRUPTED = (
+    0, 1, 2, 3, 4, 5, 130)
+EXIT_CODES = {EXIT_OK: "done", EXIT_JOB_FAILED: "the job failed or was cancelled",
+              EXIT_USAGE: "bad usage, or a request the gateway refused as invalid",
+              EXIT_NOT_FOUND: "a job, artifact or pipeline that does not exist",
+              EXIT_UNREACHABLE: "no gateway answered, or it refused the token",
+              EXIT_SERVER: "the gateway failed (HTTP 5xx)", EXIT_INTERRUPTED: "interrupted (Ctrl-C)"}
+#: Where ``run`` uploads local files given as inputs: ``<prefix>/<sha256>/<file name>``, so the same
+#: file is uploaded once and a rerun reuses it
+UPLOAD_PREFIX = "uploads"
+ARRAY_SUFFIXES = (".npy", ".tif", ".tiff")
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out as written (exit 2, with the usage line)."""
+
+    show_usage = True
+
+
+class Refused(UsageError):
+    """A request that is well formed but cannot be done as asked, e.g. a key that is taken (exit 2)."""
+
+    show_usage = False
+
+
+def exit_code_of(error: GatewayError) -> int:
+    """The exit code of an error answer of the gateway.
+
+    Examples
+    --------
+    >>> exit_code_of(GatewayError(422, {"reason": "INVALID_ARGUMENT"})), exit_code_of(GatewayError(404, {}))
+    (2, 3)
+    >>> exit_code_of(GatewayError(401, {})), exit_code_of(GatewayError(503, {}))
+    (4, 5)
+    """
+    if error.status in (401, 403):
+        return EXIT_UNREACHABLE
+    if error.status == 404:
+        return EXIT_NOT_FOUND
+    if error.status >= 500:
+        return EXIT_SERVER
+    return EXIT_USAGE
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def parse_assignment(text: str, what: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(f"{what} {text!r} is not NAME=VALUE")
+    return name.strip(), value
+
+
+def parse_params(assignments: list[str], params_file: str | None) -> dict[str, Any]:
+    """``--param`` values over a ``--params-file``: each VALUE is JSON if it parses as JSON, else a string;
+    a dotted NAME sets a nested field.
+
+    Examples
+    --------
+    >>> parse_params(["thresholds=[0.3, 0.5]", "label=run 1", "analysis.n_random=5", "analyze=true"], None)
+    {'thresholds': [0.3, 0.5], 'label': 'run 1', 'analysis': {'n_random': 5}, 'analyze': True}
+    >>> parse_params(["oops"], None)
+    Traceback (most recent call last):
+    ...
+    neuromesh.gateway_cli.UsageError: --param 'oops' is not NAME=VALUE
+    """
+    params: dict[str, Any] = {}
+    if params_file:
+        try:
+            params = json.loads(Path(params_file).read_text())
+        except OSError as exc:
+            raise UsageError(f"--params-file {params_file}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise UsageError(f"--params-file {params_file} is not JSON: {exc}") from None
+        if not isinstance(params, dict):
+            raise UsageError(f"--params-file {params_file} must hold a JSON object")
+    for text in assignments:
+        name, raw = parse_assignment(text, "--param")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        *parents, leaf = name.split(".")
+        here = params
+        for part in parents:
+            here = here.setdefault(part, {})
+            if not isinstance(here, dict):
+                raise UsageError(f"--param {name}: {part} is set to a value, not an object")
+        here[leaf] = value
+    return params
+
+
+# ------------------------------------------------------------------ connection and output
+
+
+def connect(args) -> GatewayClient:
+    """The gateway of ``--gateway``/``NEUROMESH_GATEWAY_URL`` with its token, else the local stack's."""
+    url = args.gateway or os.environ.get("NEUROMESH_GATEWAY_URL")
+    if not url:
+        return GatewayClient.local(args.state_dir)
+    token_file = args.token_file or os.environ.get("NEUROMESH_TOKEN_FILE")
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"token file {token_file}: {exc.strerror}") from None
+    else:
+        token = os.environ.get("NEUROMESH_TOKEN", "").strip()
+    if not token:
+        raise UsageError(f"no token for {url}: give --token-file, or set NEUROMESH_TOKEN")
+    return GatewayClient(url, token)
+
+
+def say(*parts: Any) -> None:
+    """A message for people: stderr, so stdout stays what a script parses."""
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def emit(args, document: Any, text: Callable[[], str]) -> None:
+    print(json.dumps(document, indent=2, default=str) if args.json else text())
+
+
+def _percent(value: float | None) -> str:
+    return f"{100 * value:5.1f}%" if value is not None else "    - "
+
+
+def job_text(job: Mapping[str, Any]) -> str:
+    """A job for people: its state, then a line per step with its outputs.
+
+    Examples
+    --------
+    >>> print(job_text({"id": "j1", "state": "failed", "progress": 0.5, "steps": [
+    ...     {"id": "fit", "service": "reduction", "method": "FitPCA", "state": "failed", "progress": 0.0,
+    ...      "reused": False, "error": {"code": "INVALID_ARGUMENT", "message": "activity has NaN"}, "outputs": {}}]}))
+    job j1  failed  50.0%
+      fit           reduction.FitPCA                 failed       0.0%  INVALID_ARGUMENT: activity has NaN
+    """
+    lines = [f"job {job['id']}  {job['state']}  {_percent(job.get('progress')).strip()}"]
+    for step in job.get("steps", []):
+        error = step.get("error")
+        note = f"{error['code']}: {error['message']}" if error else ("(reused)" if step.get("reused") else "")
+        lines.append(f"  {step['id']:<13} {step['service'] + '.' + step['method']:<32} {step['state']:<10} "
+                     f"{_percent(step.get('progress'))}  {note}".rstrip())
+        for name, out in sorted(step.get("outputs", {}).items()):
+            lines.append(f"      {step['id']}/{name}  {out.get('uri', '')}")
+    return "\n".join(lines)
+
+
+def failure_of(job: Mapping[str, Any]) -> str:
+    """Why a job failed, in the words of the service that failed it."""
+    for step in job.get("steps", []):
+        if step.get("error"):
+            err = step["error"]
+            return f"step {step['id']} ({step['service']}.{step['method']}): {err['code']}: {err['message']}"
+    err = job.get("error")
+    return f"{err['code']}: {err['message']}" if err else f"the job is {job['state']}"
+
+
+def finished(args, job: Mapping[str, Any]) -> int:
+    """Print an ended job and map its state to the exit code."""
+    emit(args, job, lambda: job_text(job))
+    if job["state"] == "succeeded":
+        return EXIT_OK
+    say(f"neuromesh: job {job['id']} {job['state']}: {failure_of(job)}")
+    return EXIT_JOB_FAILED
+
+
+def follow(gw: GatewayClient, job_id: str, *, quiet: bool, timeout_s: float) -> dict[str, Any]:
+    """Follow a job's event stream until it ends, reporting step changes on stderr; the ended job.
+
+    The stream ends early when the gateway stops (a replica rolling over): then it is opened
+    again, and finally the job polled, so the end is never missed.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    seen: dict[str, tuple] = {}
+    while time.monotonic() < deadline:
+        try:
+            for event, data in gw.events(job_id, timeout_s=max(1.0, deadline - time.monotonic())):
+                if event == "end":
+                    return data
+                steps = data.get("steps") or ([data["step"]] if "step" in data else [])
+                for step in steps:
+                    now = (step["state"], round(step.get("progress") or 0.0, 2))
+                    if not quiet and seen.get(step["id"]) != now:
+                        seen[step["id"]] = now
+                        message = step.get("progress_message") or ""
+                        say(f"{step['id']:<13} {step['state']:<10} {_percent(step.get('progress'))}  {message}"
+                            .rstrip())
+        except GatewayUnreachable:
+            time.sleep(1.0)
+        job = gw.job(job_id)
+        if job["state"] in TERMINAL_STATES:
+            return job
+    raise TimeoutError(f"job {job_id} did not end within {timeout_s:g} s (it goes on; `neuromesh jobs watch "
+                       f"{job_id}` follows it again)")
+
+
+def watch_or_cancel(args, gw: GatewayClient, job: Mapping[str, Any], *, cancel_on_interrupt: bool) -> int:
+    """Follow ``job`` to its end; on Ctrl-C cancel it (``run``) or just stop following (``jobs watch``)."""
+    try:
+        return finished(args, follow(gw, job["id"], quiet=args.quiet, timeout_s=args.timeout))
+    except KeyboardInterrupt:
+        if cancel_on_interrupt:
+            state = gw.cancel(job["id"])["state"]
+            say(f"neuromesh: interrupted; job {job['id']} cancelled ({state})")
+        else:
+            say(f"neuromesh: interrupted; job {job['id']} goes on")
+        return EXIT_INTERRUPTED
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+def _read_array(path: Path):
+    import numpy as np
+
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _content_sha256(path: Path, kind: str) -> str:
+    """The sha256 the gateway records for ``path`` uploaded as ``kind`` (arrays: of their C-order data)."""
+    if kind == "array":
+        from neuromesh.sdk.artifacts import array_sha256
+
+        return array_sha256(_read_array(path))
+    return file_digest(path)[0]
+
+
+def _upload_path(gw: GatewayClient, path: Path, key: str, kind: str) -> dict[str, Any]:
+    """Upload ``path`` to ``key``; an artifact already at ``key`` with the same content is reused."""
+    try:
+        existing = gw.artifact(key)
+    except GatewayError as exc:
+        if exc.status != 404:
+            raise
+        existing = None
+    if existing is not None:
+        if existing["sha256"] == _content_sha256(path, kind):
+            say(f"{path}: stored already as {key}, not uploaded again")
+            return existing
+        raise Refused(f"{key} is taken by another artifact (sha256 {existing['sha256'][:12]}...); artifacts are "
+                         "never overwritten: choose another key")
+    if kind == "array" and path.suffix.lower() != ".npy":  # TIFF: sent as the .npy the gateway reads
+        import io
+
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(_read_array(path)), allow_pickle=False)
+        return gw.upload(key, buffer.getvalue(), kind="array")
+    return gw.upload_file(key, path, kind=kind)
+
+
+def _input_kind(path: Path, declared: str | None) -> str:
+    if declared == "array" and not path.name.lower().endswith(ARRAY_SUFFIXES):
+        raise UsageError(f"{path} for an array input: give a .npy or TIFF file, or the key of a stored array")
+    return declared or ("array" if path.suffix.lower() == ".npy" else "object")
+
+
+def cmd_upload(args) -> int:
+    path = Path(args.path)
+    if not path.is_file():
+        raise UsageError(f"no file {path}")
+    kind = args.kind or ("array" if path.name.lower().endswith(ARRAY_SUFFIXES) else "object")
+    gw = connect(args)
+    artifact = _upload_path(gw, path, args.key or path.name, kind)
+    emit(args, artifact, lambda: f"{artifact['key']}  sha256 {artifact['sha256']}  {artifact['size_bytes']} bytes"
+                                 + (f"  {artifact.get('dtype')} {artifact.get('shape')}" if artifact.get("shape")
+                                    else ""))
+    return EXIT_OK
+
+
+def _save_array(artifact: Mapping[str, Any], dest: Path, args) -> None:
+    """An array has no download URL: read it from the object store (the local stack's or
+    ``NEUROMESH_S3_*``'s credentials) slab by slab into a ``.npy`` file."""
+    import numpy as np
+
+    from neuromesh.sdk.artifacts import Artifacts
+    from neuromesh.sdk.client import Client
+
+    bucket, _, key = artifact["uri"].removeprefix("s3://").partition("/")
+    try:
+        client = Client.from_env() if os.environ.get("NEUROMESH_S3_ENDPOINT") else Client.local(args.state_dir)
+    except Exception as exc:  # no credentials of the store here: say how to get the array instead
+        raise UsageError(f"{artifact['key']} is an array; reading it needs the object store's credentials "
+                         f"(NEUROMESH_S3_ENDPOINT and keys, or a local stack): {exc}") from None
+    store = Artifacts.connect(client.s3_endpoint, client._s3["access_key"], client._s3["secret_key"], bucket,
+                              secure=client._s3["secure"], region=client._s3["region"])
+    array = store.open_array(key)
+    fd, partial = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part.npy", dir=dest.parent)
+    os.close(fd)
+    try:
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=array.dtype, shape=array.shape)
+        rows = max(1, (64 << 20) // max(1, out[:1].nbytes)) if array.ndim else 1
+        if array.ndim == 0:
+            out[()] = array[()]
+        for start in range(0, array.shape[0] if array.ndim else 0, rows):
+            out[start:start + rows] = array[start:start + rows]
+        out.flush()
+        del out
+        publish(partial, dest)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def cmd_download(args) -> int:
+    gw = connect(args)
+    if args.job:
+        step_id, sep, output = args.name.partition("/")
+        if not sep or not output:
+            raise UsageError(f"with --job, name a step's output as STEP/OUTPUT (e.g. segment/figure), not "
+                             f"{args.name!r}")
+        job = gw.job(args.job)
+        step = next((s for s in job["steps"] if s["id"] == step_id), None)
+        if step is None:
+            raise UsageError(f"job {args.job} has no step {step_id!r}; its steps: "
+                             f"{', '.join(s['id'] for s in job['steps'])}")
+        artifact = step.get("outputs", {}).get(output)
+        if artifact is None:
+            names = ", ".join(sorted(step.get("outputs", {}))) or f"none yet (the step is {step['state']})"
+            raise UsageError(f"step {step_id} has no output {output!r}; its outputs: {names}")
+    else:
+        artifact = gw.artifact(args.name)
+    name = artifact["key"].rstrip("/").rsplit("/", 1)[-1]
+    is_array = not artifact.get("download_url")
+    dest = Path(args.output or (name + (".npy" if is_array and not name.endswith(".npy") else "")))
+    if dest.is_dir():
+        dest = dest / (name + (".npy" if is_array else ""))
+    if is_array:
+        _save_array(artifact, dest, args)
+    else:
+        gw.download_to(artifact, dest)
+    emit(args, {**artifact, "path": str(dest)}, lambda: f"{dest}  ({artifact['uri']}, sha256 "
+                                                          f"{artifact['sha256'][:12]}...)")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ pipelines and jobs
+
+
+def resolve_inputs(gw: GatewayClient, pipeline: Mapping[str, Any], assignments: list[str]) -> dict[str, str]:
+    """``--input NAME=VALUE``: a local file is uploaded (once: under its content's sha256) and its key
+    used; anything else is taken as the key of an artifact you stored."""
+    declared = {i["name"]: i for i in pipeline.get("inputs", [])}
+    inputs: dict[str, str] = {}
+    for text in assignments:
+        name, value = parse_assignment(text, "--input")
+        if name not in declared:
+            raise UsageError(f"pipeline {pipeline['name']} has no input {name!r}; its inputs: "
+                             f"{', '.join(declared) or 'none'}")
+        path = Path(value).expanduser()
+        if path.is_file():
+            kind = _input_kind(path, declared[name].get("kind"))
+            key = f"{UPLOAD_PREFIX}/{file_digest(path)[0]}/{path.name}"
+            say(f"input {name}: {path} -> {key}")
+            inputs[name] = _upload_path(gw, path, key, kind)["key"]
+        else:
+            inputs[name] = value
+    missing = [n for n, i in declared.items() if i.get("required") and n not in inputs]
+    if missing:
+        raise UsageError(f"pipeline {pipeline['name']} needs --input for {', '.join(missing)}")
+    return inputs
+
+
+def cmd_run(args) -> int:
+    params = parse_params(args.param, args.params_file)
+    gw = connect(args)
+    pipeline = gw.pipeline(args.pipeline)
+    inputs = resolve_inputs(gw, pipeline, args.input)
+    job = gw.run_pipeline(args.pipeline, inputs=inputs, params=params, idempotency_key=args.idempotency_key)
+    say(f"job {job['id']} {job['state']}")
+    if args.detach:
+        emit(args, job, lambda: job["id"])
+        return EXIT_OK
+    return watch_or_cancel(args, gw, job, cancel_on_interrupt=True)
+
+
+def cmd_submit(args) -> int:
+    try:
+        spec = json.loads(Path(args.file).read_text()) if args.file != "-" else json.load(sys.stdin)
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"{args.file} is not JSON: {exc}") from None
+    gw = connect(args)
+    job = gw.submit(spec, idempotency_key=args.idempotency_key)
+    say(f"job {job['id']} {job['state']}")
+    if args.detach:
+        emit(args, job, lambda: job["id"])
+        return EXIT_OK
+    return watch_or_cancel(args, gw, job, cancel_on_interrupt=True)
+
+
+def cmd_pipelines(args) -> int:
+    gw = connect(args)
+    if args.name:
+        info = gw.pipeline(args.name)
+        props = info["params_schema"].get("properties", {})
+
+        def text() -> str:
+            lines = [f"{info['name']}: {info['description'].strip().splitlines()[0]}", "inputs:"]
+            lines += [f"  {i['name']:<16} {i['kind']:<7} {'required' if i['required'] else 'optional':<9} "
+                      f"{i['description']}" for i in info["inputs"]]
+            lines.append("params:")
+            lines += [f"  {n:<22} {p.get('description', '')}" + (f" (default {json.dumps(p['default'])})"
+                                                                  if "default" in p else "")
+                      for n, p in props.items()]
+            return "\n".join(lines)
+
+        emit(args, info, text)
+    else:
+        found = gw.pipelines()
+        emit(args, found, lambda: "\n".join(f"{p['name']:<22} {p['description'].strip().splitlines()[0]}"
+                                            for p in found))
+    return EXIT_OK
+
+
+def cmd_jobs_list(args) -> int:
+    page = connect(args).jobs(states=args.state or (), limit=args.limit)
+    jobs = page["jobs"]
+    emit(args, page, lambda: "\n".join(
+        [f"{'id':<36}  {'state':<10} {'progress':>8}  {'created (UTC)':<19}  services"]
+        + [f"{j['id']:<36}  {j['state']:<10} {_percent(j.get('progress')):>8}  {str(j['created_at'])[:19]:<19}  "
+           f"{','.join(j.get('services', []))}" for j in jobs]) if jobs else "no jobs")
+    return EXIT_OK
+
+
+def cmd_jobs_show(args) -> int:
+    job = connect(args).job(args.job_id)
+    emit(args, job, lambda: job_text(job))
+    return EXIT_OK
+
+
+def cmd_jobs_watch(args) -> int:
+    gw = connect(args)
+    return watch_or_cancel(args, gw, gw.job(args.job_id), cancel_on_interrupt=False)
+
+
+def cmd_jobs_cancel(args) -> int:
+    gw = connect(args)
+    job = gw.cancel(args.job_id)
+    if args.wait and job["state"] not in TERMINAL_STATES:
+        job = gw.wait(args.job_id, timeout_s=args.timeout)
+    emit(args, job, lambda: f"job {job['id']} {job['state']}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ the parser
+
+
+def add_gateway_commands(sub, common: argparse.ArgumentParser) -> None:
+    """The gateway's subcommands on the ``neuromesh`` parser; ``common`` holds ``--json``."""
+    connection = argparse.ArgumentParser(add_help=False, parents=[common])
+    group = connection.add_argument_group("gateway")
+    group.add_argument("--gateway", metavar="URL", help="the gateway (default: env NEUROMESH_GATEWAY_URL, else the "
+                                                        "local stack's)")
+    group.add_argument("--token-file", metavar="PATH", help="file holding your token (default: env NEUROMESH_TOKEN "
+                                                            "or NEUROMESH_TOKEN_FILE; the local stack's dev token)")
+    following = argparse.ArgumentParser(add_help=False)
+    following.add_argument("--timeout", type=float, default=24 * 3600.0, metavar="S",
+                           help="stop following after S seconds (the job goes on; default: a day)")
+    following.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    submitting = argparse.ArgumentParser(add_help=False, parents=[following])
+    submitting.add_argument("--idempotency-key", metavar="KEY", help="a resubmission with this key returns the "
+                                                                     "same job instead of starting another")
+    submitting.add_argument("--detach", action="store_true", help="print the job id and return; do not follow it")
+
+    up = sub.add_parser("upload", parents=[connection], help="upload a file as an artifact (.npy and TIFF as arrays)")
+    up.add_argument("path", help="the file")
+    up.add_argument("key", nargs="?", help="its key in your namespace (default: the file name)")
+    up.add_argument("--kind", choices=["array", "object"], help="default: array for .npy and TIFF, else object")
+    up.set_defaults(func=cmd_upload)
+
+    down = sub.add_parser("download", parents=[connection],
+                          help="download an artifact, or with --job a job's output (arrays as .npy)")
+    down.add_argument("name", help="an artifact key; with --job, STEP/OUTPUT (e.g. segment/figure)")
+    down.add_argument("--job", metavar="JOB_ID", help="download an output of this job")
+    down.add_argument("-o", "--output", metavar="PATH", help="where to write (a file or a folder; default: the "
+                                                             "key's last part here)")
+    down.set_defaults(func=cmd_download)
+
+    run = sub.add_parser("run", parents=[connection, submitting],
+                         help="run a named pipeline and follow it to its end (Ctrl-C cancels it)")
+    run.add_argument("pipeline", help="e.g. em-to-connectome (`neuromesh pipelines` lists them)")
+    run.add_argument("--input", action="append", default=[], metavar="NAME=PATH_OR_KEY",
+                     help="an input: a local file (uploaded) or the key of a stored artifact; repeatable")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a parameter; VALUE is JSON if it parses, else text; NAME may be dotted; repeatable")
+    run.add_argument("--params-file", metavar="JSON", help="parameters from a JSON object (--param wins)")
+    run.set_defaults(func=cmd_run)
+
+    pipelines = sub.add_parser("pipelines", parents=[connection], help="the named pipelines, or one's inputs and "
+                                                                       "params")
+    pipelines.add_argument("name", nargs="?")
+    pipelines.set_defaults(func=cmd_pipelines)
+
+    jobs = sub.add_parser("jobs", help="your jobs: list, show, watch, cancel, submit")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    listing = jobs_sub.add_parser("list", parents=[connection], help="your jobs, newest first")
+    listing.add_argument("--state", action="append", choices=["pending", "running", "cancelling", "succeeded",
+                                                              "failed", "cancelled"], help="only these; repeatable")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (1 to 500)")
+    listing.set_defaults(func=cmd_jobs_list)
+    show = jobs_sub.add_parser("show", parents=[connection], help="a job: its steps, their state and outputs")
+    show.add_argument("job_id")
+    show.set_defaults(func=cmd_jobs_show)
+    watch = jobs_sub.add_parser("watch", parents=[connection, following],
+                                help="follow a job to its end; exit 0 if it succeeded, 1 if not")
+    watch.add_argument("job_id")
+    watch.set_defaults(func=cmd_jobs_watch)
+    cancel = jobs_sub.add_parser("cancel", parents=[connection], help="cancel a job (its running calls stop)")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--wait", action="store_true", help="wait until its running steps have stopped")
+    cancel.add_argument("--timeout", type=float, default=120.0, metavar="S", help="with --wait: at most S seconds")
+    cancel.set_defaults(func=cmd_jobs_cancel)
+    submit = jobs_sub.add_parser("submit", parents=[connection, submitting],
+                                 help="submit a job DAG from a JSON file (- for stdin) and follow it")
+    submit.add_argument("file")
+    submit.set_defaults(func=cmd_submit)
+    for command in (up, down, run, pipelines, listing, show, watch, cancel, submit):
+        command.set_defaults(usage=command.format_usage)   # a usage error shows its own command's line
+
+
+def run_gateway_command(args, parser: argparse.ArgumentParser) -> int:
+    """Run a gateway subcommand, mapping every failure to its exit code and a one-line message."""
+    name = " ".join(filter(None, [args.command, getattr(args, "jobs_command", None)]))
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        if exc.show_usage:
+            sys.stderr.write(getattr(args, "usage", parser.format_usage)())
+        say(f"neuromesh {name}: error: {exc}")
+        return EXIT_USAGE
+    except GatewayError as exc:
+        field = f" (field {exc.field})" if exc.field else ""
+        say(f"neuromesh {name}: {exc.reason or 'HTTP ' + str(exc.status)}: {exc.message}{field}")
+        return exit_code_of(exc)
+    except GatewayUnreachable as exc:
+        say(f"neuromesh {name}: no gateway: {exc}")
+        return EXIT_UNREACHABLE
+    except TimeoutError as exc:
+        say(f"neuromesh {name}: {exc}")
+        return EXIT_JOB_FAILED
+    except KeyboardInterrupt:
+        say(f"neuromesh {name}: interrupted")
+        return EXIT_INTERRUPTED
+    except ValueError as exc:  # a download whose digest does not match, an unreadable array
+        say(f"neuromesh {name}: {exc}")
+        return EXIT_SERVER
