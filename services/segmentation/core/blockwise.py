@@ -32,6 +32,7 @@ Example
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from dataclasses import dataclass
@@ -42,7 +43,12 @@ from .synthetic import DEFAULT_OFFSETS, _check_offsets, _int_tuple
 from .watershed import MergeTree, RegionAdjacencyGraph, _group_edges, _link_arrays, agglomerate
 
 __all__ = ["Block", "BlockFailedError", "plan_blocks", "run_blocks", "blockwise_fragments",
+           "match_overlapping_fragments",
            "blockwise_region_adjacency_graph", "blockwise_segmentation", "BlockwiseResult"]
+
+#: a fragment of one block and one of its neighbour are stitched when their shared voxels are
+#: more than this share of each one's voxels in the overlap of the two reads (one-to-one)
+DEFAULT_STITCH_OVERLAP = 0.5
 
 
 @dataclass(frozen=True)
@@ -217,7 +223,8 @@ def _block_capacity(blocks):
     return max(math.prod(b.shape) for b in blocks)
 
 
-def blockwise_fragments(volume, fragment_fn, blocks, *, out=None, max_attempts=3):
+def blockwise_fragments(volume, fragment_fn, blocks, *, out=None, max_attempts=3, stitch=False,
+                        stitch_overlap=DEFAULT_STITCH_OVERLAP):
     """Fragments of a volume computed block by block, with ids unique over the volume.
 
     Parameters
@@ -236,13 +243,25 @@ def blockwise_fragments(volume, fragment_fn, blocks, *, out=None, max_attempts=3
         than memory); a new numpy array by default.
     max_attempts : int, optional
         Attempts per block (:func:`run_blocks`).
+    stitch : bool, optional
+        Join the pieces of a fragment that a block face cut (default False: every block's
+        fragments stay apart, for the agglomeration to join). Neighbouring blocks' reads
+        overlap by both halos around their shared face; there, each block's labels (its
+        halo-only fragments as 0) are compared by :func:`match_overlapping_fragments`, and a
+        pair that covers more than ``stitch_overlap`` of each side's voxels is one fragment
+        (union-find over all pairs, so a fragment cut by several faces is joined whole). With
+        a halo larger than the watershed's reach the blocks' fragments are then the
+        whole-volume ones, up to ids. Blocks' overlap labels are held until every block is
+        done: about the volume of the halo shells.
+    stitch_overlap : float, optional
+        The decisive share, in [0.5, 1): more than half makes a match one-to-one.
 
     Returns
     -------
     fragments : array-like
         ``out``, filled. Block ``k``'s fragments are ``k * capacity + 1, ...`` with
         ``capacity`` the most voxels of one core, so ids never collide whatever the order or
-        retries of the blocks.
+        retries of the blocks; a stitched fragment keeps the lowest id of its pieces.
     fragment_ids : ndarray of uint64
         All nonzero fragment ids, sorted.
 
@@ -258,14 +277,33 @@ def blockwise_fragments(volume, fragment_fn, blocks, *, out=None, max_attempts=3
            [ 1,  1,  1,  1, 33, 33, 33, 33],
            [ 1,  1,  1,  1, 33, 33, 33, 33],
            [ 1,  1,  1,  1, 33, 33, 33, 33]], dtype=uint64)
+
+    A neuron cut by the face at x = 4 is one fragment again when stitched:
+
+    >>> open_volume = np.zeros((2, 4, 8))
+    >>> blocks = plan_blocks(open_volume.shape, (2, 4, 4), halo=(0, 0, 2))
+    >>> cut, _ = blockwise_fragments(open_volume, lambda b: seeded_watershed(b, min_seed_distance=1), blocks)
+    >>> stitched, ids = blockwise_fragments(open_volume, lambda b: seeded_watershed(b, min_seed_distance=1),
+    ...                                     blocks, stitch=True)
+    >>> np.unique(cut).tolist(), np.unique(stitched).tolist()
+    ([1, 33], [1])
     """
     shape = _spatial_shape("volume", volume)
     blocks = list(blocks)
     if not blocks:
         raise ValueError("blocks is empty")
     _check_blocks_fit(blocks, shape)
+    if not isinstance(stitch, bool):
+        raise ValueError(f"stitch must be True or False, got {stitch!r}")
+    if isinstance(stitch_overlap, bool) or not isinstance(stitch_overlap, numbers.Real) \
+            or not 0.5 <= stitch_overlap < 1.0:
+        raise ValueError(f"stitch_overlap must be a number in [0.5, 1), got {stitch_overlap!r}")
     out = _check_output("out", out, shape)
     capacity = np.uint64(_block_capacity(blocks))
+    neighbours = _neighbour_overlaps(blocks, shape) if stitch else {}
+    # overlap[(i, j)]: block i's fragment ids (global; 0 for fragments seen only in its halo)
+    # in the box that its read shares with block j's read
+    overlap: dict[tuple[int, int], np.ndarray] = {}
 
     def run(block):
         data = np.asarray(volume[(Ellipsis,) + block.halo])
@@ -281,12 +319,140 @@ def blockwise_fragments(volume, fragment_fn, blocks, *, out=None, max_attempts=3
         local = local.reshape(core.shape).astype(np.uint64)
         if ids[0] != 0:
             local += np.uint64(1)                      # no background in this core: ids start at 1
-        result = np.where(local > 0, local + np.uint64(block.linear_index) * capacity, np.uint64(0))
+        offset = np.uint64(block.linear_index) * capacity
+        result = np.where(local > 0, local + offset, np.uint64(0))
         out[block.core] = result
+        for j, box in neighbours.get(block.linear_index, ()):
+            seen = labels[tuple(slice(b.start - h.start, b.stop - h.start) for b, h in zip(box, block.halo))]
+            # the same numbering as the core's; a label absent from the core (halo only) is 0
+            position = np.searchsorted(ids, seen)
+            known = (position < ids.size) & (ids[np.minimum(position, ids.size - 1)] == seen) & (seen != 0)
+            rank = position + (0 if ids[0] == 0 else 1)
+            overlap[(block.linear_index, j)] = np.where(known, rank.astype(np.uint64) + offset, np.uint64(0))
         return np.unique(result[result > 0])
 
     ids = run_blocks(blocks, run, max_attempts=max_attempts)
-    return out, np.unique(np.concatenate(ids)) if ids else np.zeros(0, np.uint64)
+    ids = np.unique(np.concatenate(ids)) if ids else np.zeros(0, np.uint64)
+    if not stitch:
+        return out, ids
+    pairs = [match_overlapping_fragments(overlap[(i, j)], overlap[(j, i)], min_overlap=stitch_overlap)
+             for (i, j) in overlap if i < j]
+    pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.uint64)
+    if pairs.size == 0:
+        return out, ids
+    representative = _union_lowest(ids, pairs)
+    changed = representative != ids
+
+    def relabel(block):
+        fragments = np.asarray(out[block.core])
+        present = np.unique(fragments)
+        position = np.searchsorted(ids, present)
+        valid = (present != 0) & (position < ids.size)
+        if np.any(changed[position[valid]]):
+            lookup = np.searchsorted(ids, fragments)
+            mapped = np.where(fragments > 0, representative[np.minimum(lookup, ids.size - 1)], np.uint64(0))
+            out[block.core] = mapped
+
+    run_blocks(blocks, relabel, max_attempts=max_attempts)
+    return out, np.unique(representative)
+
+
+def _trusted(block, shape):
+    """The part of a block's read at least half its halo from every read face that is not a face
+    of the volume: near a read face the watershed lacks context (a distance transform that
+    cannot see the membrane beyond, seeds missing), so labels there are not compared."""
+    trusted = []
+    for c, h, n in zip(block.core, block.halo, shape):
+        below, above = c.start - h.start, h.stop - c.stop          # the halo actually read
+        lo = h.start if h.start == 0 else h.start + below // 2
+        hi = h.stop if h.stop == n else h.stop - above // 2
+        trusted.append(slice(lo, max(lo, hi)))
+    return tuple(trusted)
+
+
+def _neighbour_overlaps(blocks, shape):
+    """``{i: [(j, box), ...]}``: the boxes where block i's trusted read (:func:`_trusted`) meets
+    that of each neighbour j (grid positions at most one apart along every axis: faces, edges
+    and corners). For two blocks that share a face, the box is the slab of half a halo on
+    either side of it."""
+    by_index = {b.index: b for b in blocks}
+    result: dict[int, list] = {}
+    for block in blocks:
+        mine = _trusted(block, shape)
+        for step in itertools.product((-1, 0, 1), repeat=3):
+            if step == (0, 0, 0):
+                continue
+            other = by_index.get(tuple(i + d for i, d in zip(block.index, step)))
+            if other is None:
+                continue
+            theirs = _trusted(other, shape)
+            box = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(mine, theirs))
+            if all(s.stop > s.start for s in box):
+                result.setdefault(block.linear_index, []).append((other.linear_index, box))
+    return result
+
+
+def _union_lowest(ids, pairs):
+    """The lowest id of each id's connected group under ``pairs`` (ids sorted, pairs among them)."""
+    from scipy import sparse
+
+    a = np.searchsorted(ids, pairs[:, 0])
+    b = np.searchsorted(ids, pairs[:, 1])
+    graph = sparse.coo_array((np.ones(a.size, np.int8), (a, b)), shape=(ids.size, ids.size))
+    _, component = sparse.csgraph.connected_components(graph, directed=False)
+    lowest = np.full(component.max() + 1, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(lowest, component, np.arange(ids.size))   # ids are sorted: lowest position = lowest id
+    return ids[lowest[component]]
+
+
+def match_overlapping_fragments(labels_a, labels_b, *, min_overlap=DEFAULT_STITCH_OVERLAP):
+    """Pairs of fragments of two labellings of the same voxels that are decisively the same.
+
+    ``a`` (of ``labels_a``) and ``b`` (of ``labels_b``) match when the voxels labelled ``a`` in
+    one and ``b`` in the other are more than ``min_overlap`` of ``a``'s voxels and more than
+    ``min_overlap`` of ``b``'s. With ``min_overlap >= 0.5`` a fragment matches at most one
+    other. Label 0 (background, or a fragment that the block does not own) never matches.
+
+    Parameters
+    ----------
+    labels_a, labels_b : array_like of non-negative int, same shape
+        E.g. two blocks' fragments in the box where their reads overlap.
+    min_overlap : float, optional
+        In [0.5, 1).
+
+    Returns
+    -------
+    pairs : ndarray of uint64, shape (n, 2)
+        ``(a, b)`` rows, sorted.
+
+    Example
+    -------
+    >>> a = np.array([[1, 1, 1, 1, 2, 2]])
+    >>> b = np.array([[7, 7, 7, 8, 8, 8]])        # 1 is 3/4 in 7 (all of 7); 2 is in 8, 8 is 2/3 in 2
+    >>> match_overlapping_fragments(a, b)
+    array([[1, 7],
+           [2, 8]], dtype=uint64)
+    >>> match_overlapping_fragments(a, b, min_overlap=0.7).tolist()
+    [[1, 7]]
+    """
+    labels_a = np.asarray(labels_a)
+    labels_b = np.asarray(labels_b)
+    if labels_a.shape != labels_b.shape:
+        raise ValueError(f"labels_a has shape {labels_a.shape} but labels_b has shape {labels_b.shape}")
+    if isinstance(min_overlap, bool) or not isinstance(min_overlap, numbers.Real) or not 0.5 <= min_overlap < 1.0:
+        raise ValueError(f"min_overlap must be a number in [0.5, 1), got {min_overlap!r}")
+    a = labels_a.ravel().astype(np.uint64)
+    b = labels_b.ravel().astype(np.uint64)
+    a_ids, a_count = np.unique(a, return_counts=True)
+    b_ids, b_count = np.unique(b, return_counts=True)
+    both = (a != 0) & (b != 0)
+    if not both.any():
+        return np.zeros((0, 2), np.uint64)
+    pair, n = np.unique(np.stack([a[both], b[both]], axis=1), axis=0, return_counts=True)
+    n_a = a_count[np.searchsorted(a_ids, pair[:, 0])]
+    n_b = b_count[np.searchsorted(b_ids, pair[:, 1])]
+    decisive = (n > min_overlap * n_a) & (n > min_overlap * n_b)
+    return pair[decisive].astype(np.uint64)
 
 
 def _check_blocks_fit(blocks, shape):
@@ -390,7 +556,8 @@ class BlockwiseResult:
 
 
 def blockwise_segmentation(volume, fragment_fn, affinities_or_boundaries, *, block_shape, halo, threshold,
-                           offsets=DEFAULT_OFFSETS, out=None, fragments_out=None, max_attempts=3):
+                           offsets=DEFAULT_OFFSETS, out=None, fragments_out=None, max_attempts=3, stitch=True,
+                           stitch_overlap=DEFAULT_STITCH_OVERLAP):
     """Fragments block by block, one global agglomeration, the cut written block by block.
 
     Parameters
@@ -414,6 +581,13 @@ def blockwise_segmentation(volume, fragment_fn, affinities_or_boundaries, *, blo
         Where segments and fragments are written (Zarr arrays for volumes larger than memory).
     max_attempts : int, optional
         Attempts per block before :class:`BlockFailedError`.
+    stitch : bool, optional
+        Join fragments cut by block faces before the agglomeration (default True; see
+        :func:`blockwise_fragments`). Without it the cut pieces are separate nodes, which the
+        agglomeration joins only as it joins any pair, and more fragments change the order of
+        its merges (on FIB-25, 27 % more fragments moved the ARAND by up to 0.06).
+    stitch_overlap : float, optional
+        See :func:`blockwise_fragments`.
 
     Returns
     -------
@@ -435,7 +609,8 @@ def blockwise_segmentation(volume, fragment_fn, affinities_or_boundaries, *, blo
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite real number, got {threshold!r}")
     out = _check_output("out", out, shape)
-    fragments, ids = blockwise_fragments(volume, fragment_fn, blocks, out=fragments_out, max_attempts=max_attempts)
+    fragments, ids = blockwise_fragments(volume, fragment_fn, blocks, out=fragments_out, max_attempts=max_attempts,
+                                         stitch=stitch, stitch_overlap=stitch_overlap)
     graph = blockwise_region_adjacency_graph(fragments, affinities_or_boundaries, blocks, offsets=offsets,
                                              max_attempts=max_attempts)
     tree = agglomerate(fragments, graph, fragment_ids=ids)

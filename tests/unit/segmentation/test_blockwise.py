@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import zarr
 
+from scipy import ndimage
+
 from services.segmentation.core.blockwise import (BlockFailedError, blockwise_fragments,
                                                   blockwise_region_adjacency_graph, blockwise_segmentation,
-                                                  plan_blocks, run_blocks)
+                                                  match_overlapping_fragments, plan_blocks, run_blocks)
 from services.segmentation.core.metrics import contingency_table, segmentation_scores
 from services.segmentation.core.synthetic import (affinities_from_labels, boundary_map_from_labels,
                                                   synthetic_em_volume)
@@ -69,17 +71,88 @@ def test_plan_blocks_rejects_bad_shapes_naming_the_field(args, message):
         plan_blocks(*args)
 
 
-def test_blockwise_equals_whole_volume_and_ground_truth(data):
+@pytest.mark.parametrize("block_shape", [BLOCK, (7, 11, 11)])           # 8 and 27 blocks
+def test_blockwise_equals_whole_volume_and_ground_truth(data, block_shape):
     truth, volume, affinities, whole = data
-    result = blockwise_segmentation(volume, fragment_fn, affinities, block_shape=BLOCK, halo=HALO, threshold=0.5)
-    assert len(result.blocks) == 8
-    # fragments cut at block faces are many more than those of the whole volume, yet the cut agrees
-    assert np.unique(result.fragments).size > np.unique(fragment_fn(volume)).size
+    result = blockwise_segmentation(volume, fragment_fn, affinities, block_shape=block_shape, halo=HALO,
+                                    threshold=0.5)
+    assert len(result.blocks) == (8 if block_shape == BLOCK else 27)
+    whole_fragments = fragment_fn(volume)
+    cut, _ = blockwise_fragments(volume, fragment_fn, result.blocks)
+    n_whole, n_cut, n_stitched = (np.unique(f[f > 0]).size for f in (whole_fragments, cut, result.fragments))
+    # block faces cut fragments into many more pieces; stitching joins all but a few of them ...
+    assert n_cut > 2 * n_whole
+    assert n_stitched <= 1.3 * n_whole
+    # ... and never across a membrane: every stitched fragment lies in one neuron
+    gt_of_fragment, _, _ = contingency_table(result.fragments, truth)
+    assert np.unique(gt_of_fragment).size == gt_of_fragment.size
+    # the segmentation equals the whole-volume one up to relabelling, at every cut of the tree
+    # between the affinities across membranes (0) and inside neurons (1)
     assert one_to_one(result.segmentation, whole)
+    whole_tree = agglomerate(whole_fragments, region_adjacency_graph(whole_fragments, affinities))
+    for threshold in (0.01, 0.3, 0.7, 1.0):
+        assert one_to_one(result.tree.segmentation(threshold, result.fragments), whole_tree.segmentation(threshold))
     scores = segmentation_scores(result.segmentation, truth)
     assert (scores.voi_split, scores.voi_merge, scores.adapted_rand_error) == (0.0, 0.0, 0.0)
     # other thresholds come from the same tree, block by block
-    assert result.tree.n_segments(1.01) == np.unique(result.fragments[result.fragments > 0]).size
+    assert result.tree.n_segments(1.01) == n_stitched
+
+
+def test_stitching_brings_blockwise_fragments_close_to_the_whole_volume_ones():
+    # a noisy boundary map (synthetic EM smoothed), where fragments also split neurons: the
+    # stitched blockwise fragments are far closer to the whole-volume fragments than the cut ones
+    raw, truth = synthetic_em_volume((32, 64, 64), n_neurites=12, seed=1)
+    boundaries = 1.0 - ndimage.gaussian_filter(raw.astype(np.float32) / 255.0, 1.0)
+    boundaries = (boundaries - boundaries.min()) / (boundaries.max() - boundaries.min())
+
+    def fragments_of(b):
+        return seeded_watershed(b, min_seed_distance=2, threshold=0.5)
+
+    whole = fragments_of(boundaries)
+    blocks = plan_blocks(boundaries.shape, (16, 32, 32), (4, 8, 8))
+    cut, _ = blockwise_fragments(boundaries, fragments_of, blocks)
+    stitched, ids = blockwise_fragments(boundaries, fragments_of, blocks, stitch=True)
+    np.testing.assert_array_equal(ids, np.unique(stitched[stitched > 0]))
+    n_whole = np.unique(whole).size
+    assert np.unique(cut).size > 1.5 * n_whole and np.unique(stitched).size < 1.05 * n_whole
+    cut_error = segmentation_scores(cut, whole).adapted_rand_error
+    stitched_error = segmentation_scores(stitched, whole).adapted_rand_error
+    assert stitched_error < 0.5 * cut_error
+    # the stitched pieces are joined, not reshaped: each cut fragment is inside one stitched one
+    cut_ids, stitched_ids, _ = contingency_table(cut, stitched, ignore_ground_truth=())
+    assert np.unique(cut_ids).size == cut_ids.size
+
+
+def test_match_overlapping_fragments_by_hand():
+    a = np.array([[1, 1, 1, 1, 2, 2, 0, 0, 3, 3]])
+    b = np.array([[7, 7, 7, 8, 8, 8, 9, 9, 9, 5]])
+    # 1: 3 of its 4 voxels in 7, all of 7 -> match; 2: both voxels in 8, 8 has 2 of 3 in 2 -> match;
+    # 3: half in 9, half in 5 (not more than half) -> none; 0 never matches
+    np.testing.assert_array_equal(match_overlapping_fragments(a, b), [[1, 7], [2, 8]])
+    np.testing.assert_array_equal(match_overlapping_fragments(a, b, min_overlap=0.7), [[1, 7]])
+    assert match_overlapping_fragments(np.zeros((2, 2), int), np.ones((2, 2), int)).shape == (0, 2)
+    with pytest.raises(ValueError, match=r"labels_a has shape \(1, 10\) but labels_b has shape \(10,\)"):
+        match_overlapping_fragments(a, b.ravel())
+    with pytest.raises(ValueError, match="min_overlap must be a number in"):
+        match_overlapping_fragments(a, b, min_overlap=0.4)
+
+
+def test_stitching_joins_a_neuron_cut_by_every_face():
+    # one object filling the volume: 8 blocks give 8 pieces, stitched back into one
+    volume = np.zeros((8, 8, 8))
+    blocks = plan_blocks(volume.shape, (4, 4, 4), (2, 2, 2))
+
+    def one_piece(b):
+        return seeded_watershed(b, min_seed_distance=1)
+
+    cut, _ = blockwise_fragments(volume, one_piece, blocks)
+    stitched, ids = blockwise_fragments(volume, one_piece, blocks, stitch=True)
+    assert np.unique(cut).size == 8
+    assert ids.tolist() == [1] and np.all(stitched == 1)
+    with pytest.raises(ValueError, match="stitch_overlap must be a number in"):
+        blockwise_fragments(volume, one_piece, blocks, stitch=True, stitch_overlap=1.0)
+    with pytest.raises(ValueError, match="stitch must be True or False"):
+        blockwise_fragments(volume, one_piece, blocks, stitch="yes")
 
 
 def test_blockwise_graph_equals_the_whole_volume_graph(data):
