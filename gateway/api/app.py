@@ -41,6 +41,7 @@ from gateway.calls.executor import GrpcStepExecutor, service_targets
 from gateway.calls.methods import MethodTable
 from gateway.jobs.database import Database
 from gateway.jobs.metrics import GatewayMetrics
+from gateway.jobs.changes import JobChanges
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.settings import JobSettings, load_job_settings
 from gateway.jobs.store import JobStore
@@ -121,6 +122,8 @@ class Gateway:
         self.service_methods = MethodTable.from_generated()
         self.methods = GatewayMethodTable(self.service_methods)
         self.metrics = GatewayMetrics()
+        # The runner tells it what it wrote, so event streams of this process need not wait for their poll.
+        self.changes = JobChanges()
         self.owner_id = owner_id
         self.closing = asyncio.Event()
         self.endpoints: EndpointRegistry | None = None
@@ -156,7 +159,7 @@ class Gateway:
                                 lease_s=js.lease_s, poll_interval_s=js.poll_interval_s,
                                 retry_policy=js.retry_policy(), cancel_grace_s=js.cancel_grace_s, drain_s=js.drain_s,
                                 progress_interval_s=js.progress_interval_s, metrics=self.metrics,
-                                metrics_interval_s=js.metrics_interval_s)
+                                metrics_interval_s=js.metrics_interval_s, on_change=self.changes.notify)
         if self.run_jobs:
             self._runner_task = asyncio.create_task(self.runner.run(), name="job runner")
         self._sweep_task = asyncio.create_task(self._sweep_uploads(), name="upload sweep")
@@ -182,9 +185,10 @@ class Gateway:
             await self.executor.close()
         self.database.close()
 
-    def wake_runner(self) -> None:
+    def wake_runner(self, *, submitted: bool = False) -> None:
+        """Make this process's runner look for work now (safe from any thread)."""
         if self.runner is not None:
-            self.runner.wake()
+            self.runner.wake(submitted=submitted)
 
     async def _sweep_uploads(self) -> None:
         while True:

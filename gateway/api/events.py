@@ -1,7 +1,9 @@
 """A job's progress as server-sent events (``GET /v1/jobs/{id}/events``, ``text/event-stream``).
 
 The stream reads the job from the store every ``events_poll_s`` (the step may be running in
-another gateway replica: the database is what every replica shares) and sends what changed:
+another gateway replica: the database is what every replica shares), and at once when this
+process's runner says it wrote something of the job (``changed``, from
+:class:`~gateway.jobs.changes.JobChanges`), and sends what changed:
 
 ``event: job``
     first the whole job (the JSON of ``GET /v1/jobs/{id}``), then again whenever its state changes;
@@ -43,9 +45,12 @@ def format_event(event: str, data: Any, event_id: int) -> str:
 
 
 async def job_events(first: dict[str, Any], read_job: Callable[[], Awaitable[dict[str, Any]]], *, poll_s: float,
-                     heartbeat_s: float, closing: asyncio.Event) -> AsyncIterator[str]:
+                     heartbeat_s: float, closing: asyncio.Event,
+                     changed: asyncio.Event | None = None) -> AsyncIterator[str]:
     """The event stream of one job: ``first`` is its JSON view when the stream starts (read before, so a
-    missing job is a 404 and not an empty stream); ``read_job()`` answers the current one."""
+    missing job is a 404 and not an empty stream); ``read_job()`` answers the current one. ``changed``,
+    when given, is set when the job may have changed: the job is read then rather than at the next poll
+    (it is cleared before each read, so a change during a read is seen by the next one)."""
     job = first
     event_id = 1
     yield format_event("job", job, event_id)
@@ -57,11 +62,10 @@ async def job_events(first: dict[str, Any], read_job: Callable[[], Awaitable[dic
             event_id += 1
             yield format_event("end", job, event_id)
             return
-        try:
-            await asyncio.wait_for(closing.wait(), poll_s)
+        if await _wait_for_news(closing, changed, poll_s):
             return  # the gateway is stopping: the client reconnects to another replica, or later
-        except asyncio.TimeoutError:
-            pass
+        if changed is not None:
+            changed.clear()
         job = await read_job()
         for step in job["steps"]:
             now = {k: step.get(k) for k in _STEP_FIELDS}
@@ -79,3 +83,20 @@ async def job_events(first: dict[str, Any], read_job: Callable[[], Awaitable[dic
         if time.monotonic() - last_sent >= heartbeat_s:
             last_sent = time.monotonic()
             yield f": heartbeat {int(time.time())}\n\n"
+
+
+async def _wait_for_news(closing: asyncio.Event, changed: asyncio.Event | None, poll_s: float) -> bool:
+    """Wait until ``changed`` is set or ``poll_s`` has passed; True when ``closing`` came first."""
+    if closing.is_set():
+        return True
+    if changed is not None and changed.is_set():
+        return False
+    waiters = [asyncio.ensure_future(closing.wait())]
+    if changed is not None:
+        waiters.append(asyncio.ensure_future(changed.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return closing.is_set()

@@ -25,6 +25,7 @@ owns is 404, like what does not exist.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -153,12 +154,14 @@ async def _submit(body: JobRequest, request: Request, response: Response, tenant
                               resolve=lambda k, sha, field: gw.artifacts.resolve_input(tenant, k, sha, field=field),
                               max_steps=gw.job_settings.max_steps_per_job)
         submission = gw.jobs.submit(spec)
+        if submission.created:
+            # At once, from this thread: the runner claims while the answer is being built.
+            gw.wake_runner(submitted=True)
         return submission, job_view(submission.job, gw.artifacts)
 
     submission, view = await run_in_threadpool(submit)
     if submission.created:
         gw.metrics.job_submitted()
-        gw.wake_runner()
     else:
         response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{submission.job.id}"
@@ -236,9 +239,16 @@ async def job_event_stream(job_id: JobId, request: Request, tenant: Tenant) -> S
         return await run_in_threadpool(lambda: job_view(gw.jobs.get_job(tenant, job_id), gw.artifacts))
 
     first = await read()  # 404 now, before the stream starts
-    stream = job_events.job_events(first, read, poll_s=gw.settings.events_poll_s,
-                                   heartbeat_s=gw.settings.events_heartbeat_s, closing=gw.closing)
-    return StreamingResponse(stream, media_type="text/event-stream",
+
+    async def stream() -> AsyncIterator[str]:
+        # Watched from before the first event, so a change made while it is sent is not missed.
+        with gw.changes.watch(first["id"]) as changed:
+            async for chunk in job_events.job_events(first, read, poll_s=gw.settings.events_poll_s,
+                                                     heartbeat_s=gw.settings.events_heartbeat_s,
+                                                     closing=gw.closing, changed=changed):
+                yield chunk
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

@@ -81,19 +81,25 @@ def count_runnable(conn: Connection, now: datetime) -> int:
     return conn.execute(select(func.count()).select_from(steps).where(runnable_condition(now))).scalar_one()
 
 
+def any_runnable(conn: Connection, now: datetime) -> bool:
+    """Whether some step could be claimed now (a read: it takes no lock a writer waits for)."""
+    return conn.execute(select(steps.c.job_id).where(runnable_condition(now)).limit(1)).first() is not None
+
+
 def claim_runnable_steps(conn: Connection, *, owner: str, limit: int, lease_s: float,
                          now: datetime) -> list[dict]:
     """Claim up to ``limit`` runnable steps for ``owner`` inside the caller's write transaction.
 
-    Returns the claimed rows (job id, step id, spec, attempts, previous state, lease expiry) as
-    dicts; the caller commits. The jobs' move from pending to running is left to a separate,
-    later transaction (see :meth:`JobStore.claim_steps`), so a claim locks step rows only and can
-    never wait on a job row that a cancel holds while it waits on those same steps.
+    Returns the claimed rows (job id, step id, spec, attempts, previous state, lease expiry, the
+    job's tenant) as dicts; the caller commits. The jobs' move from pending to running is left to
+    the caller (:meth:`JobStore.claim_steps`): on PostgreSQL a separate, later transaction, so a
+    claim locks step rows only and can never wait on a job row that a cancel holds while it waits
+    on those same steps; on SQLite, whose writers take turns, the same transaction.
     """
     if limit <= 0:
         return []
     candidates = (
-        select(steps.c.job_id, steps.c.step_id, steps.c.state)
+        select(steps.c.job_id, steps.c.step_id, steps.c.state, jobs.c.tenant)
         .select_from(steps.join(jobs, jobs.c.id == steps.c.job_id))
         .where(runnable_condition(now))
         .order_by(jobs.c.created_at, jobs.c.id, steps.c.position)
@@ -104,6 +110,7 @@ def claim_runnable_steps(conn: Connection, *, owner: str, limit: int, lease_s: f
     if not picked:
         return []
     previous_state = {(r.job_id, r.step_id): r.state for r in picked}
+    tenants = {r.job_id: r.tenant for r in picked}
     expires = now + timedelta(seconds=lease_s)
     claimed = conn.execute(
         update(steps)
@@ -117,7 +124,7 @@ def claim_runnable_steps(conn: Connection, *, owner: str, limit: int, lease_s: f
         .returning(steps.c.job_id, steps.c.step_id, steps.c.spec, steps.c.attempts)
     ).mappings().all()
     return [{**row, "previous_state": previous_state[(row["job_id"], row["step_id"])],
-             "lease_expires_at": expires} for row in claimed]
+             "tenant": tenants[row["job_id"]], "lease_expires_at": expires} for row in claimed]
 
 
 def mark_jobs_running(conn: Connection, job_ids: list[UUID], now: datetime) -> None:

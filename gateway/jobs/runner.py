@@ -181,6 +181,11 @@ class JobRunner:
         How often the store-wide gauges (jobs by state, queue depth) are read from the database.
     rng : random.Random, optional
         Source of the backoff jitter (seed it in tests).
+    on_change : callable, optional
+        Called with a job's id on the event loop after this runner wrote something of that job
+        (a claim, progress, a retry, how a step ended, a cancel): the gateway's
+        :class:`~gateway.jobs.changes.JobChanges`, so event streams of the job read it at once
+        instead of at their next poll.
 
     Example
     -------
@@ -196,7 +201,8 @@ class JobRunner:
                  concurrency: int = 4, lease_s: float = 30.0, poll_interval_s: float = 1.0,
                  retry_policy: RetryPolicy | None = None, progress_interval_s: float = 1.0,
                  cancel_grace_s: float = 10.0, drain_s: float = 10.0, metrics: GatewayMetrics | None = None,
-                 metrics_interval_s: float = 5.0, rng: random.Random | None = None) -> None:
+                 metrics_interval_s: float = 5.0, rng: random.Random | None = None,
+                 on_change: Callable[[UUID], None] | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if lease_s <= 0 or poll_interval_s <= 0 or progress_interval_s <= 0:
@@ -214,12 +220,14 @@ class JobRunner:
         self.metrics = metrics if metrics is not None else GatewayMetrics()
         self.metrics_interval_s = float(metrics_interval_s)
         self.rng = rng or random.Random()
+        self.on_change = on_change
         self.stats = RunnerStats()
         self._runs: dict[tuple[UUID, str], _StepRun] = {}
         # Database calls block; they get threads of their own: one per running step's heartbeat
         # or result, plus the claim loop, plus a few for API-side calls made through the runner.
         self._pool = ThreadPoolExecutor(max_workers=2 * concurrency + 4, thread_name_prefix="job-store")
         self._wakeup: asyncio.Event | None = None
+        self._work_expected = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = False
 
@@ -255,8 +263,14 @@ class JobRunner:
         self._stop_requested = True
         self.wake()
 
-    def wake(self) -> None:
-        """Look for runnable steps now (call after a submit in this process). Safe from any thread."""
+    def wake(self, *, submitted: bool = False) -> None:
+        """Look for runnable steps now (call after a submit in this process). Safe from any thread.
+
+        ``submitted=True``: a job was just stored, so the next claim will find work and goes
+        straight to the claim without a look first (see :meth:`JobStore.claim_steps`).
+        """
+        if submitted:
+            self._work_expected = True
         loop, wakeup = self._loop, self._wakeup
         if loop is None or wakeup is None:
             return
@@ -274,7 +288,15 @@ class JobRunner:
         for (jid, _), run in list(self._runs.items()):
             if jid == record.id:
                 run.request_cancel("job_cancelled")
+        self._changed(record.id)
         return record
+
+    def _changed(self, job_id: UUID) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(job_id)
+            except Exception:  # news of a change is a courtesy; it must never fail a step
+                logger.exception("on_change failed", extra={"job_id": str(job_id)})
 
     def close(self) -> None:
         """Release the runner's threads (after :meth:`run` has returned)."""
@@ -309,10 +331,13 @@ class JobRunner:
                     await self._quietly(self.store.reap_abandoned, "reap abandoned steps")
                 free = self.concurrency - len(self._runs)
                 if free > 0:
+                    look_first, self._work_expected = not self._work_expected, False
                     claimed = await self._quietly(self.store.claim_steps, "claim steps", self.owner_id,
-                                                  limit=free, lease_s=self.lease_s) or []
+                                                  limit=free, lease_s=self.lease_s, look_first=look_first) or []
                     for claim in claimed:
                         self._start(claim)
+                    for job_id in {c.job_id for c in claimed}:
+                        self._changed(job_id)
                 if now >= next_metrics:
                     next_metrics = now + self.metrics_interval_s
                     await self._quietly(self.metrics.refresh_from_store, "refresh metrics", self.store)
@@ -415,7 +440,10 @@ class JobRunner:
         """Resolve inputs, then (with retries) look up the cache or run the executor."""
         claim = run.claim
         step = claim.step
-        upstream = await self._call(self.store.upstream_outputs, claim.job_id, step.id)
+        # A step that reads only uploaded artifacts (the first of a job, every step of a one-step job)
+        # needs no look at its upstream steps: a database round trip saved per such step.
+        upstream = await self._call(self.store.upstream_outputs, claim.job_id, step.id) \
+            if any(not isinstance(v, ArtifactInput) for v in step.inputs.values()) else {}
         resolved: dict[str, ArtifactRef] = {}
         for name, value in step.inputs.items():
             if isinstance(value, ArtifactInput):
@@ -474,6 +502,7 @@ class JobRunner:
                 attempt = await self._call(self.store.record_retry, self.owner_id, claim.job_id, step.id,
                                            code=error.code, message=error.message, lease_s=self.lease_s + delay)
                 self.stats.retried += 1
+                self._changed(claim.job_id)
                 self.metrics.step_retried(step.service, error.code)
                 logger.info("step failed with %s, attempt %d in %.1f s: %s", error.code, attempt, delay,
                             error.message, extra={"job_id": str(claim.job_id), "step_id": step.id})
@@ -551,6 +580,8 @@ class JobRunner:
                     run.progress_dirty = True
                 continue
             last_renewal = time.monotonic()
+            if progress is not None:
+                self._changed(claim.job_id)
             if cancel:
                 run.request_cancel("job_cancelled")
 
@@ -582,6 +613,7 @@ class JobRunner:
         else:
             outcome = await self._write(run, self.store.cancel_step, self.owner_id, claim.job_id, claim.step_id)
             self.stats.cancelled += 1
+        self._changed(claim.job_id)
         if outcome is not None and outcome.job_finished_now:
             self.metrics.job_finished(outcome.job_state)
 

@@ -268,24 +268,39 @@ class JobStore:
 
     # ------------------------------------------------------------------ runner side
 
-    def claim_steps(self, owner: str, *, limit: int, lease_s: float,
+    def claim_steps(self, owner: str, *, limit: int, lease_s: float, look_first: bool = True,
                     now: datetime | None = None) -> list[ClaimedStep]:
         """Claim up to ``limit`` runnable steps for runner ``owner``, leased for ``lease_s`` seconds.
 
         See :mod:`gateway.jobs.claims` for what is runnable and why this is safe across processes.
+        ``look_first=False`` skips SQLite's read-only look for work (when the caller knows a job was
+        just submitted); the result is the same either way.
         """
         now = now or utcnow()
+        sqlite = not self.database.is_postgresql
+        if sqlite and look_first and not self._any_runnable(now):
+            # The runner looks after every step that ends and every submission; most looks find
+            # nothing. On SQLite a write transaction takes the one write lock of the database, which
+            # the API's submissions then wait for: look in a read transaction first (it blocks nobody).
+            return []
         with self.database.write() as conn:
             rows = claims.claim_runnable_steps(conn, owner=owner, limit=limit, lease_s=lease_s, now=now)
             job_ids = sorted({r["job_id"] for r in rows})
-            tenants = dict(conn.execute(select(jobs.c.id, jobs.c.tenant).where(jobs.c.id.in_(job_ids))).all()) \
-                if job_ids else {}
-        if job_ids:
+            if job_ids and sqlite:
+                # SQLite: the claim holds the whole database, so no cancel can hold a job row while
+                # waiting on these steps (the deadlock that keeps this apart on PostgreSQL, below):
+                # the jobs move to running in the same transaction, one commit instead of two.
+                claims.mark_jobs_running(conn, job_ids, now)
+        if job_ids and not sqlite:
             with self.database.write() as conn:
                 claims.mark_jobs_running(conn, job_ids, now)
-        return [ClaimedStep(job_id=r["job_id"], tenant=tenants[r["job_id"]], step=StepSpec.model_validate(r["spec"]),
+        return [ClaimedStep(job_id=r["job_id"], tenant=r["tenant"], step=StepSpec.model_validate(r["spec"]),
                             attempt=r["attempts"], owner=owner, lease_expires_at=r["lease_expires_at"],
                             reclaimed=r["previous_state"] == StepState.RUNNING.value) for r in rows]
+
+    def _any_runnable(self, now: datetime) -> bool:
+        with self.database.read() as conn:
+            return claims.any_runnable(conn, now)
 
     def renew_lease(self, owner: str, job_id: UUID, step_id: str, *, lease_s: float,
                     progress: tuple[float, str] | None = None, now: datetime | None = None) -> bool:
