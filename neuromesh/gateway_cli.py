@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from neuromesh.sdk.gateway import (TERMINAL_STATES, GatewayClient, GatewayError, GatewayUnreachable,
+from neuromesh.sdk.gateway import (TERMINAL_STATES, GatewayClient, GatewayError, GatewayUnreachable, Job,
                                    file_digest, publish)
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_SERVER, EXIT_INTERRUPTED = (
@@ -181,68 +181,37 @@ def job_text(job: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def failure_of(job: Mapping[str, Any]) -> str:
-    """Why a job failed, in the words of the service that failed it."""
-    for step in job.get("steps", []):
-        if step.get("error"):
-            err = step["error"]
-            return f"step {step['id']} ({step['service']}.{step['method']}): {err['code']}: {err['message']}"
-    err = job.get("error")
-    return f"{err['code']}: {err['message']}" if err else f"the job is {job['state']}"
-
-
 def finished(args, job: Mapping[str, Any]) -> int:
     """Print an ended job and map its state to the exit code."""
     emit(args, job, lambda: job_text(job))
     if job["state"] == "succeeded":
         return EXIT_OK
-    say(f"neuromesh: job {job['id']} {job['state']}: {failure_of(job)}")
+    say(f"neuromesh: job {job['id']} {job['state']}: {Job.from_json(job).failure}")
     return EXIT_JOB_FAILED
 
 
-def follow(gw: GatewayClient, job_id: str, *, quiet: bool, timeout_s: float) -> dict[str, Any]:
-    """Follow a job's event stream until it ends, reporting step changes on stderr; the ended job.
-
-    The stream ends early when the gateway stops (a replica rolling over): then it is opened
-    again, and finally the job polled, so the end is never missed.
-    """
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    seen: dict[str, tuple] = {}
-    while time.monotonic() < deadline:
-        try:
-            for event, data in gw.events(job_id, timeout_s=max(1.0, deadline - time.monotonic())):
-                if event == "end":
-                    return data
-                steps = data.get("steps") or ([data["step"]] if "step" in data else [])
-                for step in steps:
-                    now = (step["state"], round(step.get("progress") or 0.0, 2))
-                    if not quiet and seen.get(step["id"]) != now:
-                        seen[step["id"]] = now
-                        message = step.get("progress_message") or ""
-                        say(f"{step['id']:<13} {step['state']:<10} {_percent(step.get('progress'))}  {message}"
-                            .rstrip())
-        except GatewayUnreachable:
-            time.sleep(1.0)
-        job = gw.job(job_id)
-        if job["state"] in TERMINAL_STATES:
-            return job
-    raise TimeoutError(f"job {job_id} did not end within {timeout_s:g} s (it goes on; `neuromesh jobs watch "
-                       f"{job_id}` follows it again)")
-
-
 def watch_or_cancel(args, gw: GatewayClient, job: Mapping[str, Any], *, cancel_on_interrupt: bool) -> int:
-    """Follow ``job`` to its end; on Ctrl-C cancel it (``run``) or just stop following (``jobs watch``)."""
+    """Follow ``job`` to its end (a line on stderr per step change); on Ctrl-C cancel it (``run``,
+    ``jobs submit``) or just stop following (``jobs watch``)."""
+    seen: dict[str, tuple] = {}
+
+    def line(step: Mapping[str, Any]) -> None:
+        now = (step["state"], round(step.get("progress") or 0.0, 2))
+        if not args.quiet and seen.get(step["id"]) != now:
+            seen[step["id"]] = now
+            say(f"{step['id']:<13} {step['state']:<10} {_percent(step.get('progress'))}  "
+                f"{step.get('progress_message') or ''}".rstrip())
+
     try:
-        return finished(args, follow(gw, job["id"], quiet=args.quiet, timeout_s=args.timeout))
+        ended = gw.follow(job["id"], show=False, on_step=line, cancel_on_interrupt=cancel_on_interrupt,
+                          timeout_s=args.timeout)
     except KeyboardInterrupt:
         if cancel_on_interrupt:
-            state = gw.cancel(job["id"])["state"]
-            say(f"neuromesh: interrupted; job {job['id']} cancelled ({state})")
+            say(f"neuromesh: interrupted; job {job['id']} cancelled ({gw.job(job['id'])['state']})")
         else:
             say(f"neuromesh: interrupted; job {job['id']} goes on")
         return EXIT_INTERRUPTED
+    return finished(args, ended.document)
 
 
 # ------------------------------------------------------------------ artifacts
@@ -346,21 +315,16 @@ def _save_array(artifact: Mapping[str, Any], dest: Path, args) -> None:
 
 
 def cmd_download(args) -> int:
-    gw = connect(args)
     if args.job:
-        step_id, sep, output = args.name.partition("/")
-        if not sep or not output:
+        if "/" not in args.name.strip("/"):
             raise UsageError(f"with --job, name a step's output as STEP/OUTPUT (e.g. segment/figure), not "
                              f"{args.name!r}")
-        job = gw.job(args.job)
-        step = next((s for s in job["steps"] if s["id"] == step_id), None)
-        if step is None:
-            raise UsageError(f"job {args.job} has no step {step_id!r}; its steps: "
-                             f"{', '.join(s['id'] for s in job['steps'])}")
-        artifact = step.get("outputs", {}).get(output)
-        if artifact is None:
-            names = ", ".join(sorted(step.get("outputs", {}))) or f"none yet (the step is {step['state']})"
-            raise UsageError(f"step {step_id} has no output {output!r}; its outputs: {names}")
+    gw = connect(args)
+    if args.job:
+        try:
+            artifact = Job.from_json(gw.job(args.job)).output(args.name).as_json()
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
     else:
         artifact = gw.artifact(args.name)
     name = artifact["key"].rstrip("/").rsplit("/", 1)[-1]

@@ -32,7 +32,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,123 @@ class GatewayError(RuntimeError):
 
 class GatewayUnreachable(ConnectionError):
     """Nothing answered at the gateway's URL (not started, wrong address, a network problem)."""
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """One output of a finished step: where it is stored and what it holds.
+
+    ``download_url`` is a presigned GET of a single object (a figure, a report, a table); arrays
+    have none and are read with zarr from ``uri`` (or ``neuromesh download`` as ``.npy``).
+    """
+
+    name: str
+    key: str
+    uri: str
+    sha256: str
+    media_type: str
+    size_bytes: int
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    download_url: str | None = None
+
+    @classmethod
+    def from_json(cls, name: str, doc: Mapping[str, Any]) -> "JobOutput":
+        shape = doc.get("shape")
+        return cls(name=name, key=doc["key"], uri=doc["uri"], sha256=doc["sha256"], media_type=doc["media_type"],
+                   size_bytes=int(doc["size_bytes"]), shape=tuple(shape) if shape is not None else None,
+                   dtype=doc.get("dtype"), download_url=doc.get("download_url"))
+
+    def as_json(self) -> dict[str, Any]:
+        """The document :meth:`GatewayClient.download` and :meth:`GatewayClient.download_to` take."""
+        return {"key": self.key, "uri": self.uri, "sha256": self.sha256, "media_type": self.media_type,
+                "size_bytes": self.size_bytes, "shape": list(self.shape) if self.shape is not None else None,
+                "dtype": self.dtype, "download_url": self.download_url}
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """One step of a job: a service call, its state, progress, error and outputs."""
+
+    id: str
+    service: str
+    method: str
+    state: str
+    progress: float | None
+    reused: bool
+    error: tuple[str, str] | None          # (gRPC code name, the service's message)
+    outputs: dict[str, JobOutput]
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "JobStep":
+        error = doc.get("error")
+        return cls(id=doc["id"], service=doc["service"], method=doc["method"], state=doc["state"],
+                   progress=doc.get("progress"), reused=bool(doc.get("reused")),
+                   error=(error["code"], error["message"]) if error else None,
+                   outputs={n: JobOutput.from_json(n, o) for n, o in (doc.get("outputs") or {}).items()})
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the gateway reported it; ``document`` is the whole JSON answer.
+
+    Examples
+    --------
+    >>> job = Job.from_json({"id": "j1", "state": "failed", "progress": 0.5, "steps": [
+    ...     {"id": "fit", "service": "reduction", "method": "Fit", "state": "failed", "reused": False,
+    ...      "error": {"code": "INVALID_ARGUMENT", "message": "activity has NaN"}, "outputs": {}}]})
+    >>> job.ended, job.succeeded, job.failure
+    (True, False, 'step fit (reduction.Fit): INVALID_ARGUMENT: activity has NaN')
+    """
+
+    id: str
+    state: str
+    progress: float
+    steps: list[JobStep]
+    error: tuple[str, str] | None
+    document: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Job":
+        error = doc.get("error")
+        return cls(id=doc["id"], state=doc["state"], progress=float(doc.get("progress") or 0.0),
+                   steps=[JobStep.from_json(s) for s in doc.get("steps", [])],
+                   error=(error["code"], error["message"]) if error else None, document=dict(doc))
+
+    @property
+    def ended(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "succeeded"
+
+    @property
+    def failure(self) -> str | None:
+        """Why the job did not succeed, in the words of the service that failed it; None if it did."""
+        if self.succeeded:
+            return None
+        for step in self.steps:
+            if step.error:
+                return f"step {step.id} ({step.service}.{step.method}): {step.error[0]}: {step.error[1]}"
+        return f"{self.error[0]}: {self.error[1]}" if self.error else f"the job is {self.state}"
+
+    def step(self, step_id: str) -> JobStep:
+        found = next((s for s in self.steps if s.id == step_id), None)
+        if found is None:
+            raise KeyError(f"job {self.id} has no step {step_id!r}; its steps: {', '.join(s.id for s in self.steps)}")
+        return found
+
+    def output(self, name: str) -> JobOutput:
+        """An output by ``"STEP/OUTPUT"``, e.g. ``job.output("segment/figure")``."""
+        step_id, sep, output = name.partition("/")
+        if not sep or not output:
+            raise KeyError(f"name a step's output as STEP/OUTPUT (e.g. segment/figure), not {name!r}")
+        step = self.step(step_id)
+        if output not in step.outputs:
+            names = ", ".join(sorted(step.outputs)) or f"none yet (the step is {step.state})"
+            raise KeyError(f"step {step_id} has no output {output!r}; its outputs: {names}")
+        return step.outputs[output]
 
 
 class GatewayClient:
@@ -278,6 +396,59 @@ class GatewayClient:
                     event = line[6:].strip()
                 elif line.startswith("data:"):
                     data.append(line[5:].strip())
+
+
+    def follow(self, job_id: str, *, show: bool | None = None, on_step: Callable[[dict[str, Any]], None] | None = None,
+               cancel_on_interrupt: bool = True, timeout_s: float = 24 * 3600.0) -> Job:
+        """Follow a job to its end on its event stream; the ended :class:`Job`.
+
+        A progress bar (tqdm: a widget in notebooks, text in terminals) shows the job's fraction
+        done and the step that moved last, when stderr is a terminal or in a notebook
+        (``show=None``), always (``True``) or never (``False``). ``on_step(step)`` gets each
+        step's JSON when it changes. **Ctrl-C** (``KeyboardInterrupt``) cancels the job on the
+        server, its running calls included, then propagates (``cancel_on_interrupt=False``
+        leaves the job running). A stream that ends early (a gateway replica stopping) is
+        opened again; ``TimeoutError`` after ``timeout_s`` (the job goes on).
+        """
+        from .progress import interactive
+
+        bar = None
+        if show or (show is None and interactive()):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=1.0, desc=f"job {job_id[:8]}", unit="job", bar_format="{l_bar}{bar}| {postfix}")
+        done: dict[str, float] = {}
+
+        def update(step: Mapping[str, Any]) -> None:
+            done[step["id"]] = 1.0 if step["state"] in ("succeeded", "skipped") else float(step.get("progress") or 0)
+            if bar is not None:
+                bar.n = sum(done.values()) / max(1, len(done))
+                bar.set_postfix_str(f"{step['id']} {step['state']}", refresh=True)
+            if on_step is not None:
+                on_step(dict(step))
+
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    for event, data in self.events(job_id, timeout_s=max(1.0, deadline - time.monotonic())):
+                        if event == "end":
+                            return Job.from_json(data)
+                        for step in data.get("steps") or ([data["step"]] if "step" in data else []):
+                            update(step)
+                except GatewayUnreachable:
+                    time.sleep(1.0)
+                job = self.job(job_id)
+                if job["state"] in TERMINAL_STATES:
+                    return Job.from_json(job)
+            raise TimeoutError(f"job {job_id} did not end within {timeout_s:g} s (it goes on)")
+        except KeyboardInterrupt:
+            if cancel_on_interrupt:
+                self.cancel(job_id)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def publish(partial: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:

@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from neuromesh.gateway_cli import (EXIT_CODES, UsageError, exit_code_of, failure_of, job_text, parse_params)
-from neuromesh.sdk.gateway import GatewayClient, GatewayError, GatewayUnreachable
+from neuromesh.gateway_cli import EXIT_CODES, UsageError, exit_code_of, job_text, parse_params
+from neuromesh.sdk.gateway import GatewayClient, GatewayError, GatewayUnreachable, Job
 
 
 @pytest.mark.parametrize("name", ["neuromesh.gateway_cli", "neuromesh.sdk.gateway"])
@@ -52,13 +52,18 @@ def test_exit_codes_are_distinct_and_gateway_errors_map_onto_them():
 def test_a_failed_job_is_told_by_its_first_failing_step():
     job = {"id": "j", "state": "failed", "progress": 0.25, "steps": [
         {"id": "a", "service": "simulation", "method": "Simulate", "state": "succeeded", "progress": 1.0,
-         "reused": True, "outputs": {"figure": {"uri": "s3://b/fig.png"}}},
+         "reused": True, "outputs": {"figure": {"key": "fig.png", "uri": "s3://b/fig.png", "sha256": "0" * 64,
+                                                "media_type": "image/png", "size_bytes": 10}}},
         {"id": "b", "service": "reduction", "method": "Fit", "state": "failed", "progress": 0.0, "reused": False,
          "error": {"code": "INVALID_ARGUMENT", "message": "activity has NaN at row 3"}, "outputs": {}}]}
-    assert failure_of(job) == "step b (reduction.Fit): INVALID_ARGUMENT: activity has NaN at row 3"
+    typed = Job.from_json(job)
+    assert typed.failure == "step b (reduction.Fit): INVALID_ARGUMENT: activity has NaN at row 3"
+    assert typed.output("a/figure").uri == "s3://b/fig.png" and typed.step("a").reused
+    with pytest.raises(KeyError, match="its outputs: none yet"):
+        typed.output("b/figure")
     text = job_text(job)
     assert "(reused)" in text and "a/figure  s3://b/fig.png" in text and "25.0%" in text.splitlines()[0]
-    assert failure_of({"id": "j", "state": "cancelled", "steps": []}) == "the job is cancelled"
+    assert Job.from_json({"id": "j", "state": "cancelled", "steps": []}).failure == "the job is cancelled"
 
 
 class _Server(http.server.ThreadingHTTPServer):
