@@ -182,12 +182,15 @@ def flood_watershed(levels, markers, *, mask=None, connectivity=1, n_levels=None
 
 
 def _watershed_once(boundaries, mask, *, min_seed_distance, threshold, connectivity, sampling, method, levels,
-                    value_range):
+                    value_range, max_seed_depth):
     structure = ndimage.generate_binary_structure(boundaries.ndim, connectivity)
     foreground = boundaries < threshold
     if mask is not None:
         foreground &= mask
     distance = ndimage.distance_transform_edt(foreground, sampling=sampling)
+    if max_seed_depth is not None:
+        # deeper than this is all one depth: a plateau, one seed per connected deep region
+        np.minimum(distance, max_seed_depth, out=distance)
     seeds, n_seeds = _seeds(foreground, distance, min_seed_distance, structure)
     if n_seeds == 0:
         return np.zeros(boundaries.shape, np.uint64), 0
@@ -203,7 +206,8 @@ def _watershed_once(boundaries, mask, *, min_seed_distance, threshold, connectiv
 
 
 def seeded_watershed(boundaries, *, min_seed_distance=2, threshold=0.5, mask=None, per_section=False,
-                     connectivity=None, voxel_size=None, method="bucket", levels=DEFAULT_LEVELS):
+                     connectivity=None, voxel_size=None, method="bucket", levels=DEFAULT_LEVELS,
+                     max_seed_depth=None):
     """Fragments (an over-segmentation) from a boundary map by a distance-transform seeded watershed.
 
     Seeds are the local maxima of the Euclidean distance transform of the voxels with
@@ -241,6 +245,12 @@ def seeded_watershed(boundaries, *, min_seed_distance=2, threshold=0.5, mask=Non
         only where quantisation creates ties.
     levels : int, optional
         Quantisation levels of the ``"bucket"`` flood, 2 .. 65,536 (default 256).
+    max_seed_depth : float, optional
+        Cap the distance transform at this depth (in voxels, or ``voxel_size`` units): the
+        voxels deeper than it form plateaus, one seed per connected plateau. Block by block,
+        a depth is then exact wherever the halo reaches ``max_seed_depth`` beyond it, so blocks
+        whose halo is at least ``max_seed_depth + min_seed_distance`` find the whole volume's
+        seeds in their cores. Default: no cap.
 
     Returns
     -------
@@ -286,7 +296,10 @@ def seeded_watershed(boundaries, *, min_seed_distance=2, threshold=0.5, mask=Non
         raise ValueError(f"method must be one of {WATERSHED_METHODS}, got {method!r}")
     if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or not 2 <= levels <= 65536:
         raise ValueError(f"levels must be an integer in 2 .. 65536, got {levels!r}")
-    options = dict(min_seed_distance=int(min_seed_distance), threshold=float(threshold),
+    if max_seed_depth is not None and (isinstance(max_seed_depth, bool) or not isinstance(max_seed_depth, numbers.Real)
+                                       or not max_seed_depth > 0 or not np.isfinite(max_seed_depth)):
+        raise ValueError(f"max_seed_depth must be a positive number or None, got {max_seed_depth!r}")
+    options = dict(min_seed_distance=int(min_seed_distance), threshold=float(threshold), max_seed_depth=max_seed_depth,
                    connectivity=connectivity, method=method, levels=int(levels))
     # one quantisation for the whole volume (sections of a per-section run alike)
     lo, hi = (float(boundaries.min()), float(boundaries.max())) if boundaries.size else (0.0, 1.0)

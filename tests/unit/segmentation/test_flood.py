@@ -91,3 +91,17 @@ def test_quantize_boundaries():
 def test_bad_input_names_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_max_seed_depth_makes_one_seed_of_a_deep_plateau():
+    # two 9 x 9 squares joined by a neck 5 wide: the distance transform peaks at 5 in each
+    # square and is 3 in the neck, two seeds; capped at depth 2 the squares and the neck are one
+    # plateau, so one seed, one fragment
+    boundaries = np.ones((1, 11, 31))
+    boundaries[0, 1:10, 1:10] = boundaries[0, 1:10, 21:30] = boundaries[0, 3:8, 10:21] = 0.0
+    two = seeded_watershed(boundaries, min_seed_distance=3, per_section=True, threshold=0.5)
+    assert np.unique(two[two > 0]).size > 1
+    one = seeded_watershed(boundaries, min_seed_distance=3, per_section=True, threshold=0.5, max_seed_depth=2)
+    assert np.unique(one).tolist() == [1]
+    with pytest.raises(ValueError, match="max_seed_depth must be a positive number"):
+        seeded_watershed(boundaries, max_seed_depth=0)
