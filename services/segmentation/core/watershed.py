@@ -761,35 +761,71 @@ def remove_small_fragments(labels, min_size):
     labels = _check_labels("labels", labels)
     if isinstance(min_size, bool) or not isinstance(min_size, numbers.Integral) or min_size < 1:
         raise ValueError(f"min_size must be an integer >= 1, got {min_size!r}")
-    labels = labels.copy()
+    # The policy runs on the graph, not the voxels: sizes and contact areas of merged groups are
+    # the sums of their members', so one pass over the volume for sizes, one for the contacts and
+    # one to relabel give what repeating the merge on the voxels would (tested against that).
+    flat = labels.ravel()
+    dense = flat.size > 0 and int(flat.max()) < 4 * flat.size + 1024
+    if dense:                                       # ids from a cut of a merge tree: 1 .. n
+        counts = np.bincount(flat.astype(np.intp, copy=False))
+        ids = np.flatnonzero(counts).astype(np.uint64)
+        sizes = counts[ids.astype(np.intp)].astype(np.int64)
+    else:
+        ids, sizes = np.unique(flat, return_counts=True)
+        ids, sizes = ids.astype(np.uint64), sizes.astype(np.int64)
+    keep = ids != 0
+    ids, sizes = ids[keep], sizes[keep]
+    if not np.any(sizes < min_size):
+        return labels.copy()
+    rag = region_adjacency_graph(labels)
+    u = np.searchsorted(ids, rag.u).astype(np.int64)
+    v = np.searchsorted(ids, rag.v).astype(np.int64)
+    count = rag.count.astype(np.int64)
+    owner = np.arange(ids.size)                     # each original id's current group (a position)
+    alive_ids = ids.copy()                           # the id a group carries (its keeper's)
     while True:
-        ids, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(labels.shape)
-        if ids[0] != 0:                                 # rank 0 must be the background
-            ids, sizes, inverse = np.r_[0, ids].astype(ids.dtype), np.r_[0, sizes], inverse + 1
-        small = (sizes < min_size) & (ids != 0)
-        if not small.any():
-            return labels
-        rag = region_adjacency_graph(inverse)           # on ranks: small integers
-        u, v, count = rag.u.astype(np.int64), rag.v.astype(np.int64), rag.count
+        small = sizes < min_size
         src, dst, cnt = np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([count, count])
         pick = small[src]
         src, dst, cnt = src[pick], dst[pick], cnt[pick]
-        if src.size == 0:                               # the small ones left touch nothing: drop them
-            return np.where(small[inverse], 0, labels).astype(labels.dtype)
+        if src.size == 0:                           # the small ones left touch nothing: drop them
+            new_ids = np.where(small, np.uint64(0), alive_ids)
+            break
         # each small fragment's target: most shared faces, then the larger neighbour, then the lower id
-        order = np.lexsort((dst, -sizes[dst], -cnt, src))
+        order = np.lexsort((alive_ids[dst], -sizes[dst], -cnt, src))
         src, dst = src[order], dst[order]
         first = np.r_[True, src[1:] != src[:-1]]
         src, dst = src[first], dst[first]
-        graph = sparse.coo_array((np.ones(src.size, np.int8), (src, dst)), shape=(ids.size, ids.size))
-        _, component = sparse.csgraph.connected_components(graph, directed=False)
+        n = sizes.size
+        graph = sparse.coo_array((np.ones(src.size, np.int8), (src, dst)), shape=(n, n))
+        n_groups, component = sparse.csgraph.connected_components(graph, directed=False)
         # each merged group keeps the id of its largest member (ties: the lowest id); a group holds
         # at most one fragment that is not small, since only small ones point at a target
-        by_size = np.lexsort((ids, -sizes))
+        by_size = np.lexsort((alive_ids, -sizes))
         groups, first_member = np.unique(component[by_size], return_index=True)
-        keeper = np.empty(groups.size, np.int64)
+        keeper = np.empty(n_groups, np.int64)
         keeper[groups] = by_size[first_member]
-        new_ids = ids[keeper[component]]
-        new_ids[0] = 0
-        labels = new_ids[inverse].astype(labels.dtype)
+        alive_ids = alive_ids[keeper]
+        sizes = np.bincount(component, weights=sizes, minlength=n_groups).astype(np.int64)
+        owner = component[owner]
+        # the contacts between groups: sums over their members' edges, internal ones gone
+        cu, cv = component[u], component[v]
+        between = cu != cv
+        cu, cv, count = np.minimum(cu, cv)[between], np.maximum(cu, cv)[between], count[between]
+        if cu.size:
+            key, inverse = np.unique(cu * n_groups + cv, return_inverse=True)
+            count = np.bincount(inverse, weights=count).astype(np.int64)
+            u, v = key // n_groups, key % n_groups
+        else:
+            u = v = count = np.zeros(0, np.int64)
+        if not np.any(sizes < min_size):
+            new_ids = alive_ids
+            break
+    final = new_ids[owner]                            # new id of each original id
+    if dense:
+        lookup = np.zeros(int(ids.max()) + 1, labels.dtype)
+        lookup[ids.astype(np.intp)] = final.astype(labels.dtype)
+        return lookup[labels]
+    position = np.searchsorted(ids, flat)
+    out = np.where(flat != 0, final[np.minimum(position, ids.size - 1)], 0).astype(labels.dtype)
+    return out.reshape(labels.shape)

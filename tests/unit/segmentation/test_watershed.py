@@ -221,3 +221,58 @@ def test_remove_small_fragments():
 def test_bad_input_raises_value_error_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def _remove_small_fragments_on_voxels(labels, min_size):
+    """The clean-up's policy applied to the voxels, merge round by merge round: the reference
+    the graph-based :func:`remove_small_fragments` must equal (its first implementation)."""
+    from scipy import sparse
+    labels = labels.copy()
+    while True:
+        ids, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(labels.shape)
+        if ids[0] != 0:                                 # rank 0 must be the background
+            ids, sizes, inverse = np.r_[0, ids].astype(ids.dtype), np.r_[0, sizes], inverse + 1
+        small = (sizes < min_size) & (ids != 0)
+        if not small.any():
+            return labels
+        rag = region_adjacency_graph(inverse)           # on ranks: small integers
+        u, v, count = rag.u.astype(np.int64), rag.v.astype(np.int64), rag.count
+        src, dst, cnt = np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([count, count])
+        pick = small[src]
+        src, dst, cnt = src[pick], dst[pick], cnt[pick]
+        if src.size == 0:                               # the small ones left touch nothing: drop them
+            return np.where(small[inverse], 0, labels).astype(labels.dtype)
+        # each small fragment's target: most shared faces, then the larger neighbour, then the lower id
+        order = np.lexsort((dst, -sizes[dst], -cnt, src))
+        src, dst = src[order], dst[order]
+        first = np.r_[True, src[1:] != src[:-1]]
+        src, dst = src[first], dst[first]
+        graph = sparse.coo_array((np.ones(src.size, np.int8), (src, dst)), shape=(ids.size, ids.size))
+        _, component = sparse.csgraph.connected_components(graph, directed=False)
+        # each merged group keeps the id of its largest member (ties: the lowest id); a group holds
+        # at most one fragment that is not small, since only small ones point at a target
+        by_size = np.lexsort((ids, -sizes))
+        groups, first_member = np.unique(component[by_size], return_index=True)
+        keeper = np.empty(groups.size, np.int64)
+        keeper[groups] = by_size[first_member]
+        new_ids = ids[keeper[component]]
+        new_ids[0] = 0
+        labels = new_ids[inverse].astype(labels.dtype)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("min_size", [2, 5, 40])
+def test_remove_small_fragments_equals_the_voxel_reference(seed, min_size):
+    rng = np.random.default_rng(seed)
+    shape = (6, 9, 11)
+    # fragments of many sizes: a watershed of noise from random seeds, some ids large and sparse
+    markers = np.zeros(shape, np.int64)
+    markers.flat[rng.choice(np.prod(shape), 30, replace=False)] = np.arange(1, 31)
+    from skimage.segmentation import watershed
+    labels = watershed(rng.random(shape), markers).astype(np.uint64)
+    labels[rng.random(shape) < 0.05] = 0
+    if seed % 2:
+        labels = np.where(labels > 0, labels * np.uint64(10 ** 12), 0).astype(np.uint64)   # not dense
+    np.testing.assert_array_equal(remove_small_fragments(labels, min_size),
+                                  _remove_small_fragments_on_voxels(labels, min_size))
