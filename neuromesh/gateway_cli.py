@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from neuromesh.sdk.gateway import (TERMINAL_STATES, GatewayClient, GatewayError, GatewayUnreachable, Job,
-                                   file_digest, publish)
+                                   KeyTaken, publish)
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_SERVER, EXIT_INTERRUPTED = (
     0, 1, 2, 3, 4, 5, 130)
@@ -39,10 +39,6 @@ EXIT_CODES = {EXIT_OK: "done", EXIT_JOB_FAILED: "the job failed or was cancelled
               EXIT_NOT_FOUND: "a job, artifact or pipeline that does not exist",
               EXIT_UNREACHABLE: "no gateway answered, or it refused the token",
               EXIT_SERVER: "the gateway failed (HTTP 5xx)", EXIT_INTERRUPTED: "interrupted (Ctrl-C)"}
-#: Where ``run`` uploads local files given as inputs: ``<prefix>/<sha256>/<file name>``, so the same
-#: file is uploaded once and a rerun reuses it
-UPLOAD_PREFIX = "uploads"
-ARRAY_SUFFIXES = (".npy", ".tif", ".tiff")
 
 
 class UsageError(Exception):
@@ -217,63 +213,15 @@ def watch_or_cancel(args, gw: GatewayClient, job: Mapping[str, Any], *, cancel_o
 # ------------------------------------------------------------------ artifacts
 
 
-def _read_array(path: Path):
-    import numpy as np
-
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        return tifffile.imread(path)
-    return np.load(path, mmap_mode="r", allow_pickle=False)
-
-
-def _content_sha256(path: Path, kind: str) -> str:
-    """The sha256 the gateway records for ``path`` uploaded as ``kind`` (arrays: of their C-order data)."""
-    if kind == "array":
-        from neuromesh.sdk.artifacts import array_sha256
-
-        return array_sha256(_read_array(path))
-    return file_digest(path)[0]
-
-
-def _upload_path(gw: GatewayClient, path: Path, key: str, kind: str) -> dict[str, Any]:
-    """Upload ``path`` to ``key``; an artifact already at ``key`` with the same content is reused."""
-    try:
-        existing = gw.artifact(key)
-    except GatewayError as exc:
-        if exc.status != 404:
-            raise
-        existing = None
-    if existing is not None:
-        if existing["sha256"] == _content_sha256(path, kind):
-            say(f"{path}: stored already as {key}, not uploaded again")
-            return existing
-        raise Refused(f"{key} is taken by another artifact (sha256 {existing['sha256'][:12]}...); artifacts are "
-                         "never overwritten: choose another key")
-    if kind == "array" and path.suffix.lower() != ".npy":  # TIFF: sent as the .npy the gateway reads
-        import io
-
-        import numpy as np
-
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(_read_array(path)), allow_pickle=False)
-        return gw.upload(key, buffer.getvalue(), kind="array")
-    return gw.upload_file(key, path, kind=kind)
-
-
-def _input_kind(path: Path, declared: str | None) -> str:
-    if declared == "array" and not path.name.lower().endswith(ARRAY_SUFFIXES):
-        raise UsageError(f"{path} for an array input: give a .npy or TIFF file, or the key of a stored array")
-    return declared or ("array" if path.suffix.lower() == ".npy" else "object")
-
-
 def cmd_upload(args) -> int:
     path = Path(args.path)
     if not path.is_file():
         raise UsageError(f"no file {path}")
-    kind = args.kind or ("array" if path.name.lower().endswith(ARRAY_SUFFIXES) else "object")
     gw = connect(args)
-    artifact = _upload_path(gw, path, args.key or path.name, kind)
+    try:
+        artifact = gw.upload_once(args.key or path.name, path, kind=args.kind, on_reuse=_reused(path))
+    except KeyTaken as exc:
+        raise Refused(str(exc)) from None
     emit(args, artifact, lambda: f"{artifact['key']}  sha256 {artifact['sha256']}  {artifact['size_bytes']} bytes"
                                  + (f"  {artifact.get('dtype')} {artifact.get('shape')}" if artifact.get("shape")
                                     else ""))
@@ -344,6 +292,10 @@ def cmd_download(args) -> int:
 # ------------------------------------------------------------------ pipelines and jobs
 
 
+def _reused(path: Path) -> Callable[[str], None]:
+    return lambda key: say(f"{path}: stored already as {key}, not uploaded again")
+
+
 def resolve_inputs(gw: GatewayClient, pipeline: Mapping[str, Any], assignments: list[str]) -> dict[str, str]:
     """``--input NAME=VALUE``: a local file is uploaded (once: under its content's sha256) and its key
     used; anything else is taken as the key of an artifact you stored."""
@@ -354,14 +306,12 @@ def resolve_inputs(gw: GatewayClient, pipeline: Mapping[str, Any], assignments: 
         if name not in declared:
             raise UsageError(f"pipeline {pipeline['name']} has no input {name!r}; its inputs: "
                              f"{', '.join(declared) or 'none'}")
-        path = Path(value).expanduser()
-        if path.is_file():
-            kind = _input_kind(path, declared[name].get("kind"))
-            key = f"{UPLOAD_PREFIX}/{file_digest(path)[0]}/{path.name}"
-            say(f"input {name}: {path} -> {key}")
-            inputs[name] = _upload_path(gw, path, key, kind)["key"]
-        else:
-            inputs[name] = value
+        try:
+            inputs[name] = gw.stage_input(value, kind=declared[name].get("kind"), on_reuse=_reused(Path(value)))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if inputs[name] != value:
+            say(f"input {name}: {value} -> {inputs[name]}")
     missing = [n for n, i in declared.items() if i.get("required") and n not in inputs]
     if missing:
         raise UsageError(f"pipeline {pipeline['name']} needs --input for {', '.join(missing)}")

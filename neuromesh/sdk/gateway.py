@@ -38,8 +38,17 @@ from pathlib import Path
 from typing import Any
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+#: Where inputs given as files or arrays are uploaded: ``<prefix>/<sha256>/<name>``, so the same
+#: content is uploaded once and every later job reuses it
+UPLOAD_PREFIX = "uploads"
+#: Files uploaded as arrays (the gateway stores them as Zarr v3 arrays); others go as objects
+ARRAY_SUFFIXES = (".npy", ".tif", ".tiff")
 #: Bytes read at a time when hashing, uploading and downloading files
 CHUNK_BYTES = 1 << 20
+
+
+class KeyTaken(ValueError):
+    """An upload to a key that holds other content: artifacts are never overwritten."""
 
 
 class GatewayError(RuntimeError):
@@ -279,6 +288,82 @@ class GatewayClient:
         with path.open("rb") as f:
             return self._put_and_complete(key, kind, media_type, size, digest, f)
 
+    def upload_once(self, key: str, path: str | os.PathLike[str], *, kind: str | None = None,
+                    on_reuse: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Upload a file to ``key`` unless the same content is stored there already; the artifact.
+
+        ``kind`` defaults to ``"array"`` for ``.npy`` and TIFF files (a TIFF stack is read with
+        tifffile and sent as the ``.npy`` the gateway converts), ``"object"`` otherwise.
+        ``on_reuse(key)`` is called when nothing was uploaded. Raises :class:`KeyTaken` when
+        ``key`` holds other content.
+        """
+        path = Path(path)
+        kind = kind or ("array" if path.name.lower().endswith(ARRAY_SUFFIXES) else "object")
+        try:
+            existing = self.artifact(key)
+        except GatewayError as exc:
+            if exc.status != 404:
+                raise
+            existing = None
+        if existing is not None:
+            if existing["sha256"] == _content_sha256(path, kind):
+                if on_reuse is not None:
+                    on_reuse(key)
+                return existing
+            raise KeyTaken(f"{key} is taken by another artifact (sha256 {existing['sha256'][:12]}...); artifacts "
+                           "are never overwritten: choose another key")
+        if kind == "array" and path.suffix.lower() != ".npy":
+            import numpy as np
+
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(_read_array(path)), allow_pickle=False)
+            return self.upload(key, buffer.getvalue(), kind="array")
+        return self.upload_file(key, path, kind=kind)
+
+    def stage_input(self, value: Any, *, kind: str | None = None,
+                    on_reuse: Callable[[str], None] | None = None) -> str:
+        """The key of a job input: a NumPy array or a local file is uploaded once, under
+        ``uploads/<sha256>/...``; a string that names no local file is taken as a key of yours.
+
+        ``kind`` is the input's declared kind (``"array"`` or ``"object"``, as
+        :meth:`pipelines` lists them): a file that cannot be that kind is refused (ValueError).
+
+        Examples
+        --------
+        >>> gw.stage_input(np.zeros((4, 8, 8), "float32"))               # doctest: +SKIP
+        'uploads/6f2b.../array'
+        >>> gw.stage_input("em/raw")              # not a file here: a key  # doctest: +SKIP
+        'em/raw'
+        """
+        if isinstance(value, (str, os.PathLike)) and (isinstance(value, os.PathLike)
+                                                      or Path(value).expanduser().is_file()):
+            path = Path(value).expanduser()
+            if kind == "array" and not path.name.lower().endswith(ARRAY_SUFFIXES):
+                raise ValueError(f"{path} for an array input: give a .npy or TIFF file, or the key of a stored "
+                                 "array")
+            key = f"{UPLOAD_PREFIX}/{file_digest(path)[0]}/{path.name}"
+            return self.upload_once(key, path, kind=kind, on_reuse=on_reuse)["key"]
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping) and isinstance(value.get("key"), str):
+            return value["key"]                       # an artifact document, e.g. an earlier upload
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            from .artifacts import array_sha256
+
+            key = f"{UPLOAD_PREFIX}/{array_sha256(value)}-{value.dtype}-{'x'.join(map(str, value.shape))}/array"
+            try:
+                found = self.artifact(key)         # the key names the content: stored means the same array
+            except GatewayError as exc:
+                if exc.status != 404:
+                    raise
+                return self.upload_array(key, value)["key"]
+            if on_reuse is not None:
+                on_reuse(key)
+            return found["key"]
+        raise ValueError(f"an input is a NumPy array, a file path or a key, not {type(value).__name__}")
+
     def upload_array(self, key: str, array: Any) -> dict[str, Any]:
         """Upload a NumPy array (as ``.npy``); the gateway stores it as a Zarr v3 array at ``key``."""
         import numpy as np
@@ -349,9 +434,17 @@ class GatewayClient:
     def run_pipeline(self, name: str, *, inputs: Mapping[str, Any] | None = None,
                      params: Mapping[str, Any] | None = None,
                      idempotency_key: str | None = None) -> dict[str, Any]:
-        """Submit a job made from a named pipeline; ``inputs`` maps its input names to your artifact keys."""
+        """Submit a job made from a named pipeline; the accepted job.
+
+        ``inputs`` maps the pipeline's input names to your artifact keys, local files or NumPy
+        arrays (uploaded once by :meth:`stage_input`).
+        """
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        body = {"params": dict(params or {}), "inputs": dict(inputs or {})}
+        staged = {}
+        if inputs:
+            kinds = {i["name"]: i["kind"] for i in self.pipeline(name).get("inputs", [])}
+            staged = {n: self.stage_input(v, kind=kinds.get(n)) for n, v in inputs.items()}
+        body = {"params": dict(params or {}), "inputs": staged}
         return self.request("POST", self._path("/v1/pipelines/", name) + "/jobs", body, headers=headers)[1]
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -449,6 +542,25 @@ class GatewayClient:
         finally:
             if bar is not None:
                 bar.close()
+
+
+def _read_array(path: Path) -> Any:
+    import numpy as np
+
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _content_sha256(path: Path, kind: str) -> str:
+    """The sha256 the gateway records for ``path`` uploaded as ``kind`` (arrays: of their C-order data)."""
+    if kind == "array":
+        from .artifacts import array_sha256
+
+        return array_sha256(_read_array(path))
+    return file_digest(path)[0]
 
 
 def publish(partial: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:

@@ -234,3 +234,25 @@ def test_refusals_of_the_gateway_have_their_exit_codes(stack, tmp_path):
     token_file = Path(stack["env"]["NEUROMESH_STATE_DIR"]) / "gateway-token"
     by_file = cli(stack, "jobs", "list", "--gateway", gateway, "--token-file", str(token_file), "--json")
     assert by_file.returncode == 0 and "jobs" in json.loads(by_file.stdout)
+
+
+def test_the_sdk_runs_a_pipeline_on_arrays_and_follows_it(stack):
+    from neuromesh.client import GatewayClient
+
+    raw, truth = synthetic_em_volume((16, 40, 40), n_neurites=6, seed=8)
+    gw = GatewayClient.local(stack["env"]["NEUROMESH_STATE_DIR"])
+    submitted = gw.run_pipeline("em-to-connectome", inputs={"raw": raw, "ground_truth": truth},
+                                params={"thresholds": [0.5], "min_segment_size": 10})
+    seen = []
+    job = gw.follow(submitted["id"], show=False, on_step=seen.append)
+    assert job.succeeded, job.failure
+    assert {s["id"] for s in seen} == {"segment", "contacts"}
+    report = json.loads(gw.download(job.output("segment/report").as_json()))
+    assert report["result"]["segmentations"][0]["scores"]["adaptedRandError"] < 0.3
+    # the arrays are stored under their content: staging them again uploads nothing
+    reused = []
+    keys = [gw.stage_input(a, kind="array", on_reuse=reused.append) for a in (raw, truth)]
+    assert reused == keys and all(k.startswith("uploads/") for k in keys) and keys[0] != keys[1]
+    assert gw.artifact(keys[0])["shape"] == [16, 40, 40]
+    with pytest.raises(ValueError, match="for an array input"):
+        gw.stage_input(__file__, kind="array")
