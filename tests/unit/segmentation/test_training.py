@@ -21,6 +21,7 @@ from services.segmentation.core.training import (Augmentation, affinity_targets,
                                                  normalize_intensity, predict_affinities, random_flip,
                                                  random_transpose, save_checkpoint, train_boundary_model,
                                                  transpose_axes)
+from services.segmentation.core.training import COSINE_FINAL_FRACTION, cosine_learning_rate
 from services.segmentation.core.unet import BoundaryUNet, UNetConfig, check_input_shape
 
 TINY = UNetConfig(levels=2, base_channels=2)
@@ -289,6 +290,39 @@ def test_training_lowers_the_loss_and_predicts_held_out_boundaries(trained):
     assert np.abs(tiled - affinities).mean() < 0.06
 
 
+def test_channels_last_and_bfloat16_inference_agree_with_float32(trained):
+    model, _, _ = trained
+    raw, labels = voronoi_volume(1)
+    kwargs = dict(patch_shape=(16, 16, 16), overlap=8, batch_size=2, device="cpu")
+    reference = predict_affinities(model, raw, **kwargs)
+    # a memory layout only: the same numbers up to float32 rounding
+    np.testing.assert_allclose(predict_affinities(model, raw, channels_last=True, **kwargs), reference, atol=1e-5)
+    assert all(p.is_contiguous() for p in model.parameters())            # the model's layout restored
+    # bfloat16 keeps 8 bits of mantissa: probabilities move by a few hundredths at most, and
+    # the held-out boundaries are found as well
+    bf16 = predict_affinities(model, raw, precision="bfloat16", channels_last=True, **kwargs)
+    assert bf16.dtype == np.float32
+    assert np.abs(bf16 - reference).max() < 0.05 and np.abs(bf16 - reference).mean() < 0.01
+    assert affinity_auc(bf16, labels) > 0.9
+
+
+def test_cosine_schedule():
+    rates = [cosine_learning_rate(0.01, k, 101) for k in range(101)]
+    assert rates[0] == 0.01 and rates[-1] == pytest.approx(0.01 * COSINE_FINAL_FRACTION)
+    assert rates[50] == pytest.approx(0.5 * (0.01 + 0.01 * COSINE_FINAL_FRACTION))    # halfway: the mean
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    raw, labels = voronoi_volume(0)
+    kwargs = dict(config=UNetConfig(levels=2, base_channels=4), iterations=30, batch_size=1,
+                  patch_shape=(16, 16, 16), learning_rate=0.01, seed=0, device="cpu")
+    cosine, history = train_boundary_model(raw, labels, lr_schedule="cosine", **kwargs)
+    again, _ = train_boundary_model(raw, labels, lr_schedule="cosine", **kwargs)
+    constant, _ = train_boundary_model(raw, labels, **kwargs)
+    assert np.all(np.isfinite(history["loss"]))
+    first = lambda m: next(m.parameters()).detach()                     # noqa: E731
+    assert torch.equal(first(cosine), first(again))                     # deterministic
+    assert not torch.equal(first(cosine), first(constant))               # the rates differ after step 1
+
+
 def test_reports_cover_the_run(trained):
     _, _, reports = trained
     assert len(reports) == 100 and all(r["stage"] == "train" for r in reports)
@@ -491,6 +525,7 @@ def good_volume():
     (lambda raw, labels, kw: (raw, labels, {**kw, "validation": (raw[:2], labels[:2])}),
      "larger than the volume"),
     (lambda raw, labels, kw: (raw, labels, {**kw, "config": {"levels": 1}}), "levels must be an integer >= 2"),
+    (lambda raw, labels, kw: (raw, labels, {**kw, "lr_schedule": "linear"}), "lr_schedule must be one of"),
 ])
 def test_bad_training_inputs_raise_naming_the_problem(change, message):
     raw, labels = good_volume()
@@ -508,6 +543,8 @@ def test_bad_training_inputs_raise_naming_the_problem(change, message):
     (np.zeros((8, 8, 8)), {"overlap": (1, 2)}, "overlap must be an integer or 3 integers"),
     (np.zeros((8, 8, 8)), {"out": np.zeros((3, 8, 8, 4), np.float32)}, r"out has shape \(3, 8, 8, 4\)"),
     (np.zeros((8, 8, 8)), {"batch_size": 0}, "batch_size must be an integer >= 1"),
+    (np.zeros((8, 8, 8)), {"precision": "float16"}, "precision must be one of"),
+    (np.zeros((8, 8, 8)), {"channels_last": "yes"}, "channels_last must be True or False"),
 ])
 def test_bad_prediction_inputs_raise_naming_the_problem(raw, kwargs, message):
     with pytest.raises(ValueError, match=message):
