@@ -114,6 +114,7 @@ GRIDS = {
         "smooth": (0.0,),
         "ws_threshold": (0.5, 0.7),
         "min_seed_distance": (4, 6),
+        "max_seed_depth": (None, 4.0, 8.0),
         "merge_threshold": tuple(np.round(np.arange(0.1, 0.91, 0.1), 2)),
         "min_size": (0, 200, 1000),
         "baseline_sigma": (1.0, 2.0, 3.0),
@@ -122,7 +123,7 @@ GRIDS = {
         "baseline_min_distance": (10, 15),
     },
     "tiny": {
-        "reduce": ("min",), "smooth": (0.0,), "ws_threshold": (0.5,), "min_seed_distance": (2,),
+        "reduce": ("min",), "smooth": (0.0,), "ws_threshold": (0.5,), "min_seed_distance": (2,), "max_seed_depth": (None,),
         "merge_threshold": (0.3, 0.6, 0.9), "min_size": (0, 20),
         "baseline_sigma": (1.0,), "baseline_h": (0.05,), "baseline_quantile": (0.5,), "baseline_min_distance": (4,),
     },
@@ -179,6 +180,7 @@ def model_path(args, config: UNetConfig) -> Path:
     """One file per architecture, patch, batch, rate, seed, slab and budget (iterations)."""
     key = json.dumps({"config": config.to_dict(), "patch": args.patch, "batch": args.batch_size, "lr": args.lr,
                       "seed": args.seed, "tiny": args.tiny, "train_z": args.train_z, "val_z": args.val_z,
+                      "lr_schedule": args.lr_schedule,
                       "iterations": args.iterations,
                       "minutes": None if args.iterations else args.train_minutes}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -189,7 +191,7 @@ def train_model(args, config: UNetConfig, slabs) -> tuple[torch.nn.Module, dict]
     raw, gt, _ = slabs["train"]
     val_raw, val_gt, _ = slabs["val"]
     options = dict(config=config, batch_size=args.batch_size, patch_shape=tuple(args.patch),
-                   learning_rate=args.lr, seed=args.seed, device="cpu",
+                   learning_rate=args.lr, seed=args.seed, device="cpu", lr_schedule=args.lr_schedule,
                    augmentation=Augmentation(missing_section=0.0))  # FIB-SEM has no lost sections
     start = time.perf_counter()
     per_iteration = None
@@ -260,9 +262,10 @@ def get_model(args, config: UNetConfig, slabs) -> tuple[torch.nn.Module, dict]:
     return model, {**info, "saved": str(path)}
 
 
-def predict(args, model, raw: np.ndarray) -> np.ndarray:
+def predict(args, model, raw: np.ndarray, precision: str | None = None) -> np.ndarray:
     return predict_affinities(model, raw, patch_shape=tuple(args.infer_patch), overlap=tuple(args.infer_overlap),
-                              batch_size=args.infer_batch, device="cpu")
+                              batch_size=args.infer_batch, device="cpu", precision=precision or args.precision,
+                              channels_last=args.channels_last)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -278,7 +281,8 @@ def fragment_fn(params: dict):
     """Fragments of a block of affinities (channels first), for whole volumes and blocks alike."""
     def fragments(affinities):
         return seeded_watershed(boundary_map(affinities, params["reduce"], params["smooth"]),
-                                threshold=params["ws_threshold"], min_seed_distance=params["min_seed_distance"])
+                                threshold=params["ws_threshold"], min_seed_distance=params["min_seed_distance"],
+                                max_seed_depth=params["max_seed_depth"])
     return fragments
 
 
@@ -306,9 +310,10 @@ def tune_pipeline(affinities: np.ndarray, gt: np.ndarray, grid: dict) -> tuple[d
     """Parameters with the lowest validation ARAND: fragments x merge threshold first (no
     clean-up), then the small-fragment size at the best few of those."""
     trials, trees = [], {}
-    for reduce, smooth, ws_threshold, distance in itertools.product(
-            grid["reduce"], grid["smooth"], grid["ws_threshold"], grid["min_seed_distance"]):
-        params = {"reduce": reduce, "smooth": smooth, "ws_threshold": ws_threshold, "min_seed_distance": distance}
+    for reduce, smooth, ws_threshold, distance, depth in itertools.product(
+            grid["reduce"], grid["smooth"], grid["ws_threshold"], grid["min_seed_distance"], grid["max_seed_depth"]):
+        params = {"reduce": reduce, "smooth": smooth, "ws_threshold": ws_threshold, "min_seed_distance": distance,
+                  "max_seed_depth": depth}
         start = time.perf_counter()
         fragments = fragment_fn(params)(affinities)
         tree = agglomerate(fragments, region_adjacency_graph(fragments, affinities))
@@ -329,13 +334,15 @@ def tune_pipeline(affinities: np.ndarray, gt: np.ndarray, grid: dict) -> tuple[d
             f"({time.perf_counter() - start:.1f} s)")
     top = sorted(trials, key=lambda t: t["arand"])[:3]
     for trial in top:
-        key = (trial["reduce"], trial["smooth"], trial["ws_threshold"], trial["min_seed_distance"])
+        key = (trial["reduce"], trial["smooth"], trial["ws_threshold"], trial["min_seed_distance"],
+               trial["max_seed_depth"])
         for min_size in grid["min_size"]:
             if min_size > 1:
                 s = scores_dict(cut(trees[key], trial["merge_threshold"], min_size), gt)
                 trials.append({**trial, "min_size": int(min_size), **s})
     best = min(trials, key=lambda t: t["arand"])
-    params = {k: best[k] for k in ("reduce", "smooth", "ws_threshold", "min_seed_distance", "merge_threshold",
+    params = {k: best[k] for k in ("reduce", "smooth", "ws_threshold", "min_seed_distance", "max_seed_depth",
+                                   "merge_threshold",
                                    "min_size")}
     return params, trials
 
@@ -397,6 +404,13 @@ def run(args) -> dict:
     val_affinities = predict(args, model, val_raw)
     params, trials = tune_pipeline(val_affinities, val_gt, grid)
     log(f"chosen: {params}")
+    # the inference precision is checked on validation too: the chosen parameters on float32
+    # affinities against the ones used
+    precision_check = {args.precision: min(trials, key=lambda t: t["arand"])["arand"]}
+    if args.precision != "float32":
+        reference = segment(predict(args, model, val_raw, precision="float32"), params)
+        precision_check["float32"] = scores_dict(reference, val_gt)["arand"]
+        log(f"validation ARAND at the chosen parameters: {precision_check}")
     baseline_params, baseline_trials = tune_baseline(val_raw, val_gt, grid)
     log(f"baseline chosen: {baseline_params}")
     val_scores = {"neuromesh": min(trials, key=lambda t: t["arand"]),
@@ -426,21 +440,32 @@ def run(args) -> dict:
     log("scoring slab: scores and the blockwise run")
     scores = {"neuromesh": scores_dict(segmentation, gt), "baseline": scores_dict(baseline, gt)}
     block_shape = tuple(-(-s // n) for s, n in zip(raw.shape, args.blocks))
-    halo = tuple(min(h, b) for h, b in zip(args.halo, block_shape))
-    start = time.perf_counter()
-    result = blockwise_segmentation(affinities, fragment_fn(params), affinities, block_shape=block_shape, halo=halo,
-                                    threshold=params["merge_threshold"])
-    blockwise = result.segmentation
-    if params["min_size"] > 1:
-        blockwise = remove_small_fragments(blockwise, params["min_size"])
-    blockwise_s = time.perf_counter() - start
+    # with capped seed depths a halo of cap + seed distance gives every block the whole
+    # volume's seeds (seeded_watershed's max_seed_depth); grow the halo to that where needed
+    wanted = args.halo
+    if params["max_seed_depth"] is not None:
+        reach = math.ceil(params["max_seed_depth"]) + params["min_seed_distance"]
+        wanted = [max(h, reach) for h in wanted]
+    halo = tuple(min(h, b) for h, b in zip(wanted, block_shape))
+    blockwise_runs = {}
+    for stitch in (True, False):
+        start = time.perf_counter()
+        result = blockwise_segmentation(affinities, fragment_fn(params), affinities, block_shape=block_shape,
+                                        halo=halo, threshold=params["merge_threshold"], stitch=stitch)
+        segmented = result.segmentation
+        if params["min_size"] > 1:
+            segmented = remove_small_fragments(segmented, params["min_size"])
+        blockwise_runs[stitch] = (segmented, time.perf_counter() - start, int(np.count_nonzero(np.unique(result.fragments))))
+    blockwise, blockwise_s, n_block_fragments = blockwise_runs[args.stitch]
     throughput = {"inference": n_voxels / median["inference_s"] / 1e6,
                   "pipeline": n_voxels / median["pipeline_s"] / 1e6,
                   "baseline": n_voxels / median["baseline_s"] / 1e6,
                   # inference as timed above, then the blockwise watershed, graph, agglomeration and cut
                   "blockwise_pipeline": n_voxels / (median["inference_s"] + blockwise_s) / 1e6}
     scores["blockwise"] = scores_dict(blockwise, gt)
+    unstitched = scores_dict(blockwise_runs[False][0], gt)
     n_blocks = len(result.blocks)
+    n_fragments = int(np.count_nonzero(np.unique(fragment_fn(params)(affinities))))
 
     ours, ref = scores["neuromesh"], scores["baseline"]
     ratios = {"arand": ratio(ours["arand"], ref["arand"]), "voi": ratio(ours["voi"], ref["voi"]),
@@ -454,13 +479,20 @@ def run(args) -> dict:
         "tiny": args.tiny, "data": DATA_NAME, "slabs": {name: list(s[2]) for name, s in slabs.items()},
         "yx": list(slabs["test"][0].shape[1:]), "test_voxels": n_voxels, "unet": config.to_dict(),
         "train": {"patch": args.patch, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                  "lr_schedule": args.lr_schedule,
                   "threads": args.threads, "train_minutes": args.train_minutes, **training},
-        "inference": {"patch": args.infer_patch, "overlap": args.infer_overlap, "batch": args.infer_batch},
+        "inference": {"patch": args.infer_patch, "overlap": args.infer_overlap, "batch": args.infer_batch,
+                      "precision": args.precision, "channels_last": args.channels_last},
         "params": params, "baseline_params": baseline_params, "validation_scores": val_scores,
         "validation_trials": trials, "baseline_trials": baseline_trials,
+        "precision_check_validation_arand": precision_check,
         "scores": scores, "blockwise": {"blocks": n_blocks, "block_shape": list(block_shape), "halo": list(halo),
-                                        "seconds": blockwise_s,
-                                        "arand_difference": scores["blockwise"]["arand"] - ours["arand"]},
+                                        "stitch": args.stitch, "seconds": blockwise_s,
+                                        "arand_difference": scores["blockwise"]["arand"] - ours["arand"],
+                                        "fragments_whole": n_fragments, "fragments_blockwise": n_block_fragments,
+                                        "fragments_unstitched": blockwise_runs[False][2],
+                                        "unstitched_scores": unstitched,
+                                        "unstitched_arand_difference": unstitched["arand"] - ours["arand"]},
         "seconds": median, "all_seconds": times, "throughput_mvox_s": throughput, "repeats": args.repeats,
         "goals": goals, "ratio": {k: v for k, v in ratios.items() if v is not None}, "all_ratios": ratios,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
@@ -490,7 +522,10 @@ def table(result: dict) -> str:
                  f"{sec['agglomeration_s']:.1f}, cut + clean-up {sec['cut_s']:.1f}; baseline {sec['baseline_s']:.1f}")
     lines.append(f"blockwise ({result['blockwise']['blocks']} blocks of {result['blockwise']['block_shape']}, halo "
                  f"{result['blockwise']['halo']}) - whole-volume ARAND: "
-                 f"{result['blockwise']['arand_difference']:+.4f}; "
+                 f"{result['blockwise']['arand_difference']:+.4f} (stitched: {result['blockwise']['stitch']}; "
+                 f"unstitched {result['blockwise']['unstitched_arand_difference']:+.4f}; fragments whole "
+                 f"{result['blockwise']['fragments_whole']}, blockwise {result['blockwise']['fragments_blockwise']}, "
+                 f"unstitched {result['blockwise']['fragments_unstitched']}); "
                  f"load average {result['machine']['loadavg_start'][0]:.1f} at the start, "
                  f"{result['machine']['loadavg_end'][0]:.1f} at the end")
 
@@ -519,12 +554,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patch", type=int, nargs=3, default=[48, 48, 48], metavar=("Z", "Y", "X"),
                         help="training patch (at most the validation slab along each axis)")
     parser.add_argument("--batch-size", type=int, default=2, help="training patches per step")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (initial, with --lr-schedule cosine)")
+    parser.add_argument("--lr-schedule", default="cosine", choices=("constant", "cosine"),
+                        help="learning-rate schedule over the planned iterations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--infer-patch", type=int, nargs=3, default=[80, 136, 256], metavar=("Z", "Y", "X"),
                         help="inference window (an axis longer than the slab gets one window)")
     parser.add_argument("--infer-overlap", type=int, nargs=3, default=[0, 22, 0], metavar=("Z", "Y", "X"))
     parser.add_argument("--infer-batch", type=int, default=2, help="windows per forward pass")
+    parser.add_argument("--precision", default="bfloat16", choices=("float32", "bfloat16"),
+                        help="inference arithmetic (the float32 result is scored on validation alongside)")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="inference in the default memory layout instead of channels_last_3d")
+    parser.add_argument("--no-stitch", dest="stitch", action="store_false",
+                        help="blockwise without stitching fragments across block faces (both are run; this "
+                             "picks which one is the blockwise row)")
     parser.add_argument("--blocks", type=int, nargs=3, default=[2, 2, 2], metavar=("Z", "Y", "X"),
                         help="blocks per axis of the blockwise run")
     parser.add_argument("--halo", type=int, nargs=3, default=[8, 16, 16], metavar=("Z", "Y", "X"))
