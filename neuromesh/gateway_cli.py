@@ -139,7 +139,10 @@ def connect(args) -> GatewayClient:
         token = os.environ.get("NEUROMESH_TOKEN", "").strip()
     if not token:
         raise UsageError(f"no token for {url}: give --token-file, or set NEUROMESH_TOKEN")
-    return GatewayClient(url, token)
+    ca_file = args.ca_file or os.environ.get("NEUROMESH_GATEWAY_CA_FILE")
+    if ca_file and not Path(ca_file).is_file():
+        raise UsageError(f"no CA file {ca_file}")
+    return GatewayClient(url, token, ca_file=ca_file or None)
 
 
 def say(*parts: Any) -> None:
@@ -187,8 +190,8 @@ def finished(args, job: Mapping[str, Any]) -> int:
 
 
 def watch_or_cancel(args, gw: GatewayClient, job: Mapping[str, Any], *, cancel_on_interrupt: bool) -> int:
-    """Follow ``job`` to its end (a line on stderr per step change); on Ctrl-C cancel it (``run``,
-    ``jobs submit``) or just stop following (``jobs watch``)."""
+    """Follow ``job`` to its end (a progress bar on a terminal, else a line on stderr per step change);
+    on Ctrl-C cancel it (``run``, ``jobs submit``) or just stop following (``jobs watch``)."""
     seen: dict[str, tuple] = {}
 
     def line(step: Mapping[str, Any]) -> None:
@@ -198,9 +201,10 @@ def watch_or_cancel(args, gw: GatewayClient, job: Mapping[str, Any], *, cancel_o
             say(f"{step['id']:<13} {step['state']:<10} {_percent(step.get('progress'))}  "
                 f"{step.get('progress_message') or ''}".rstrip())
 
+    bar = not args.quiet and sys.stderr.isatty()   # a terminal gets a progress bar, a log gets lines
     try:
-        ended = gw.follow(job["id"], show=False, on_step=line, cancel_on_interrupt=cancel_on_interrupt,
-                          timeout_s=args.timeout)
+        ended = gw.follow(job["id"], show=bar, on_step=None if bar else line,
+                          cancel_on_interrupt=cancel_on_interrupt, timeout_s=args.timeout)
     except KeyboardInterrupt:
         if cancel_on_interrupt:
             say(f"neuromesh: interrupted; job {job['id']} cancelled ({gw.job(job['id'])['state']})")
@@ -412,6 +416,8 @@ def add_gateway_commands(sub, common: argparse.ArgumentParser) -> None:
                                                         "local stack's)")
     group.add_argument("--token-file", metavar="PATH", help="file holding your token (default: env NEUROMESH_TOKEN "
                                                             "or NEUROMESH_TOKEN_FILE; the local stack's dev token)")
+    group.add_argument("--ca-file", metavar="PEM", help="certificate authorities to trust for an https gateway "
+                                                        "(default: env NEUROMESH_GATEWAY_CA_FILE, else the system's)")
     following = argparse.ArgumentParser(add_help=False)
     following.add_argument("--timeout", type=float, default=24 * 3600.0, metavar="S",
                            help="stop following after S seconds (the job goes on; default: a day)")

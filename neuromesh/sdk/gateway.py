@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 import time
 import urllib.error
@@ -194,6 +195,9 @@ class GatewayClient:
         The tenant's bearer token.
     timeout_s : float
         Per request (not for event streams, which last as long as their job).
+    ca_file : path, optional
+        PEM bundle of the certificate authorities to trust for an ``https://`` gateway (and
+        presigned URLs) signed by an institution's own CA; default: the system's.
 
     Examples
     --------
@@ -202,10 +206,16 @@ class GatewayClient:
     ('http://127.0.0.1:8080', '/v1/artifacts/sessions/s%201/counts')
     """
 
-    def __init__(self, url: str, token: str, *, timeout_s: float = 60.0) -> None:
+    def __init__(self, url: str, token: str, *, timeout_s: float = 60.0,
+                 ca_file: str | os.PathLike[str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        self._ssl = None
+        if ca_file is not None:
+            import ssl
+
+            self._ssl = ssl.create_default_context(cafile=str(ca_file))
 
     @classmethod
     def local(cls, state_dir: str | os.PathLike[str] | None = None, **options: Any) -> "GatewayClient":
@@ -234,7 +244,7 @@ class GatewayClient:
     def _open(self, request: urllib.request.Request, timeout_s: float):
         """``urlopen`` with the gateway's error document turned into :class:`GatewayError`."""
         try:
-            return urllib.request.urlopen(request, timeout=timeout_s)
+            return urllib.request.urlopen(request, timeout=timeout_s, context=self._ssl)
         except urllib.error.HTTPError as err:
             raw = err.read()
             try:
@@ -509,14 +519,15 @@ class GatewayClient:
         if show or (show is None and interactive()):
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=1.0, desc=f"job {job_id[:8]}", unit="job", bar_format="{l_bar}{bar}| {postfix}")
+            bar = tqdm(total=1.0, desc=f"job {job_id[:8]}", file=sys.stderr, dynamic_ncols=True, leave=True,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
         done: dict[str, float] = {}
 
         def update(step: Mapping[str, Any]) -> None:
             done[step["id"]] = 1.0 if step["state"] in ("succeeded", "skipped") else float(step.get("progress") or 0)
             if bar is not None:
                 bar.n = sum(done.values()) / max(1, len(done))
-                bar.set_postfix_str(f"{step['id']} {step['state']}", refresh=True)
+                bar.set_description_str(f"job {job_id[:8]} {step['id']} {step['state']}", refresh=True)
             if on_step is not None:
                 on_step(dict(step))
 

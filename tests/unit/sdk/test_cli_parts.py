@@ -120,3 +120,28 @@ def test_error_answers_and_silence_become_the_clients_errors(server):
     assert err.value.status == 502
     with pytest.raises(GatewayUnreachable, match="127.0.0.1:9"):
         GatewayClient("http://127.0.0.1:9", "token", timeout_s=2).jobs()
+
+
+def test_an_https_gateway_signed_by_a_private_ca_needs_its_ca_file(tmp_path):
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    srv = _Server(("127.0.0.1", 0), _Handler)
+    srv.body = b'{"jobs": [], "next_cursor": null}'
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{srv.server_address[1]}"
+        with pytest.raises(GatewayUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            GatewayClient(url, "token", timeout_s=5).jobs()
+        assert GatewayClient(url, "token", timeout_s=5, ca_file=cert).jobs() == {"jobs": [], "next_cursor": None}
+    finally:
+        srv.shutdown()
+        srv.server_close()
