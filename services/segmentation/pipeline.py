@@ -9,7 +9,11 @@ that raises is retried and, if it keeps failing, fails the whole stage with a
 :class:`~services.segmentation.core.blockwise.BlockFailedError` naming it; bad input (a
 ``ValueError``) fails at once. Axes are ``(z, y, x)``; affinities are ``(channel, z, y, x)``.
 
-The stages, in the order the service runs them:
+The stages, in the order the service runs them (``Segment`` runs them all in one call over all
+blocks; ``SegmentBlocks`` runs stage 1 or 2 for some blocks, each block's core written to an
+array of its own through a :class:`BlockSink`, and ``MergeSegmentBlocks`` reads those through a
+:class:`BlockMosaic` as one volume and runs stages 3 to 5, so a volume spread over replicas is
+segmented by the same functions, to the same result):
 
 1. boundaries: :func:`predict_boundaries` (a trained U-Net, each block predicted with its halo of
    context) or :func:`classical_boundaries` (1 - Gaussian-smoothed intensity);
@@ -57,10 +61,12 @@ from .core.segments import SegmentTableAccumulator
 from .core.training import normalize_intensity, predict_affinities
 from .core.watershed import MergeTree, RegionAdjacencyGraph, affinities_to_boundaries, agglomerate, seeded_watershed
 from .requests import RequestError, check_finite
+from services.common.store import normalize_selection
 
 __all__ = ["StageMeter", "predict_boundaries", "classical_boundaries", "smoothing_blocks", "watershed_fragments",
            "fragment_sizes", "fragment_graph", "merge_small_segments", "write_segmentation", "score_volumes",
-           "merge_contingency", "scores_from_contingency", "agglomerate", "MAX_ATTEMPTS"]
+           "merge_contingency", "scores_from_contingency", "agglomerate", "MAX_ATTEMPTS", "BlockMosaic", "BlockSink",
+           "fragment_capacity", "block_fragments", "check_block_indices"]
 
 #: attempts per block before the stage fails (blocks are the unit of retry)
 MAX_ATTEMPTS = 3
@@ -452,3 +458,133 @@ def checkpoint_patch_shape(metadata: dict[str, Any]) -> tuple[int, int, int] | N
     if isinstance(patch, (list, tuple)) and len(patch) == 3 and all(isinstance(p, int) and p > 0 for p in patch):
         return tuple(patch)
     return None
+
+
+# ------------------------------------------------------------------------------------------------
+# blocks stored one array each (SegmentBlocks / MergeSegmentBlocks)
+
+
+def check_block_indices(indices, n_blocks: int, field: str = "block_indices") -> list[int]:
+    """The block numbers asked for, checked: at least one, distinct, each in ``[0, n_blocks)``.
+
+    >>> check_block_indices([2, 0], 4)
+    [2, 0]
+    >>> check_block_indices([1, 4], 4)
+    Traceback (most recent call last):
+    ...
+    services.common.errors.RequestError: block_indices[1] = 4 is not a block of the tiling, which has 4 blocks (0 .. 3)
+    """
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise RequestError(f"{field} is empty: name at least one block (0 .. {n_blocks - 1})", field=field)
+    seen: set[int] = set()
+    for position, index in enumerate(indices):
+        if not 0 <= index < n_blocks:
+            raise RequestError(f"{field}[{position}] = {index} is not a block of the tiling, which has {n_blocks} "
+                               f"blocks (0 .. {n_blocks - 1})", field=field)
+        if index in seen:
+            raise RequestError(f"{field}[{position}] = {index} is named twice", field=field)
+        seen.add(index)
+    return indices
+
+
+def fragment_capacity(blocks) -> int:
+    """Ids per block of the fragments of a tiling: block ``k``'s are ``k * capacity + 1, ...``.
+
+    The voxels of the largest core, as the core's ``blockwise_fragments`` numbers them when it
+    runs over the whole tiling; :func:`block_fragments` gives one block the same ids.
+    """
+    return max(math.prod(b.shape) for b in blocks)
+
+
+class BlockSink:
+    """Where a stage writes one block: ``sink[global selection] = data`` lands in the block's own array.
+
+    The stages write ``out[block.core] = ...`` (with leading channel axes whole); the sink
+    subtracts the core's origin, and adds ``id_shift`` to the nonzero values (fragment ids
+    renumbered to the whole tiling's, see :func:`block_fragments`).
+    """
+
+    def __init__(self, out, block: Block, shape, *, id_shift: int = 0) -> None:
+        self.out, self.block, self.id_shift = out, block, np.uint64(id_shift)
+        self.shape = tuple(int(n) for n in shape)
+        """The whole volume's shape (the stages check that ``out`` fits the volume)."""
+
+    def __setitem__(self, selection, data) -> None:
+        items = selection if isinstance(selection, tuple) else (selection,)
+        spatial, leading = items[-3:], items[:-3]
+        local = []
+        for s, c in zip(spatial, self.block.core):
+            if not isinstance(s, slice) or s.start < c.start or s.stop > c.stop:
+                raise ValueError(f"a write at {spatial} is outside block {self.block.describe()}")
+            local.append(slice(s.start - c.start, s.stop - c.start))
+        data = np.asarray(data)
+        if self.id_shift:
+            data = np.where(data > 0, data + self.id_shift, data).astype(data.dtype)
+        self.out[tuple(leading) + tuple(local)] = data
+
+
+class BlockMosaic:
+    """One volume made of per-block arrays (each a block's core): read by slices like the whole.
+
+    Parameters
+    ----------
+    blocks : list of Block
+        The tiling; ``arrays[k]`` holds block ``k``'s core.
+    arrays : list of sliceable
+        Shapes ``leading + block.shape`` (``leading``: channel axes, e.g. ``(3,)`` for affinities).
+    dtype : dtype
+
+    Example
+    -------
+    >>> from services.segmentation.core import plan_blocks
+    >>> volume = np.arange(4 * 6 * 6).reshape(4, 6, 6)
+    >>> blocks = plan_blocks(volume.shape, (2, 4, 4))
+    >>> mosaic = BlockMosaic(blocks, [volume[b.core] for b in blocks], volume.dtype)
+    >>> bool(np.array_equal(mosaic[1:3, 2:5, :], volume[1:3, 2:5, :])), mosaic.shape
+    (True, (4, 6, 6))
+    """
+
+    def __init__(self, blocks, arrays, dtype) -> None:
+        blocks, arrays = list(blocks), list(arrays)
+        if len(blocks) != len(arrays):
+            raise ValueError(f"{len(arrays)} arrays for {len(blocks)} blocks")
+        self.blocks, self.arrays = blocks, arrays
+        leading = tuple(int(n) for n in arrays[0].shape[:-3])
+        self.shape = leading + tuple(max(b.core[axis].stop for b in blocks) for axis in range(3))
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, selection) -> np.ndarray:
+        region, out_shape = normalize_selection(selection, self.shape)
+        leading, spatial = region[:-3], region[-3:]
+        out = np.zeros(tuple(s.stop - s.start for s in region), self.dtype)
+        for block, array in zip(self.blocks, self.arrays):
+            meet = tuple(slice(max(s.start, c.start), min(s.stop, c.stop)) for s, c in zip(spatial, block.core))
+            if any(m.stop <= m.start for m in meet):
+                continue
+            src = tuple(slice(m.start - c.start, m.stop - c.start) for m, c in zip(meet, block.core))
+            dst = tuple(slice(m.start - s.start, m.stop - s.start) for m, s in zip(meet, spatial))
+            out[(slice(None),) * len(leading) + dst] = np.asarray(array[tuple(leading) + src])
+        return out.reshape(out_shape)
+
+    def __array__(self, dtype=None, copy=None):
+        data = self[...]
+        return data if dtype is None else data.astype(dtype)
+
+
+def block_fragments(values, out, blocks, index: int, *, meter: StageMeter | None = None, **watershed) -> np.ndarray:
+    """The fragments of block ``index`` of the tiling ``blocks``, written to ``out`` (its own array,
+    shape ``block.shape``), numbered as :func:`watershed_fragments` over the whole tiling numbers
+    them; the sorted ids.
+
+    ``values`` is the whole volume's boundaries (or affinities), e.g. a :class:`BlockMosaic`: the
+    block reads its halo, neighbours' cores included. The core numbers one block's fragments
+    ``k * capacity + rank`` with the capacity of the blocks it is given, so the block runs alone
+    and its ids are shifted to the whole tiling's capacity (:func:`fragment_capacity`).
+    """
+    block = blocks[index]
+    shift = index * (fragment_capacity(blocks) - math.prod(block.shape))
+    sink = BlockSink(out, block, tuple(values.shape[-3:]), id_shift=shift)
+    ids = watershed_fragments(values, sink, [block], meter=meter, **watershed)
+    return ids + np.uint64(shift) if ids.size else ids

@@ -37,6 +37,7 @@ import hashlib
 import logging
 import math
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -47,8 +48,8 @@ from neuromesh.common.v1.artifact_pb2 import ArtifactRef
 from neuromesh.segmentation.v1 import segmentation_pb2 as S
 from neuromesh.segmentation.v1 import segmentation_pb2_grpc
 from services.common.compute import ComputeLimiter
-from services.common.errors import (AlreadyExists, Cancelled, InvalidArgument, NeuroMeshError, NotFound,
-                                    ResourceExhausted)
+from services.common.errors import (AlreadyExists, Cancelled, FailedPrecondition, InvalidArgument, NeuroMeshError,
+                                    NotFound, ResourceExhausted)
 from services.common.metrics import neuromesh_counter, neuromesh_gauge, neuromesh_histogram
 from services.common.progress import stream_progress
 from services.common.results import result_prefix
@@ -375,6 +376,237 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
                         outcome = result
         yield S.SegmentResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
 
+    # --- SegmentBlocks and MergeSegmentBlocks: Segment spread over replicas
+
+    async def _segmentation_of(self, segment: S.SegmentRequest, *, with_truth: bool) -> tuple[SegmentOptions,
+                                                                                               S.SegmentRequest]:
+        """The options of the ``segment`` field (errors name ``segment.<field>``) and the request with its
+        refs resolved; without ground truth, thresholds and min_segment_size unless ``with_truth``
+        (the block stages do not read them, so they must not change where blocks are stored)."""
+        try:
+            options = segment_options(segment)
+        except NeuroMeshError as exc:
+            raise type(exc)(exc.message, reason=exc.reason, field=f"segment.{exc.field}" if exc.field else "segment",
+                            metadata=exc.metadata) from None
+        source = segment.WhichOneof("boundary_source")
+        if source is None:
+            raise InvalidArgument("a boundary source is required: segment.model (a checkpoint from "
+                                  "TrainBoundaryModel) or segment.classical", field="segment.boundary_source")
+        resolved = S.SegmentRequest()
+        resolved.CopyFrom(segment)
+        if not with_truth:
+            for name in ("thresholds", "min_segment_size", "ground_truth"):
+                resolved.ClearField(name)
+        resolved.raw.CopyFrom(await self._resolve_volume(segment.raw, "segment.raw"))
+        if source == "model":
+            resolved.model.CopyFrom(await self._resolve_any(segment.model, "segment.model"))
+        if with_truth and segment.HasField("ground_truth"):
+            resolved.ground_truth.CopyFrom(await self._resolve_volume(segment.ground_truth, "segment.ground_truth"))
+        return options, resolved
+
+    def _check_block_bytes(self, options: SegmentOptions, shape, dtype, channels: int) -> None:
+        halo_block = tuple(min(b + 2 * h, s) for b, h, s in zip(options.block_shape, options.halo, shape))
+        block_bytes = math.prod(halo_block) * max(np.dtype(dtype).itemsize, 4) * max(channels, 1)
+        if block_bytes > self.max_input_bytes:
+            raise ResourceExhausted(f"a block with its halo, {halo_block}, reads {block_bytes} bytes at once, more "
+                                    f"than NEUROMESH_MAX_INPUT_BYTES={self.max_input_bytes}: choose a smaller "
+                                    f"block_shape", field="segment.block_shape")
+
+    async def _block_arrays(self, refs, field: str, blocks, kind: str) -> list[ArtifactRef]:
+        """One stored array per block of the tiling, in block order: resolved (NOT_FOUND naming
+        ``field[k]``) and checked against the block (its core's shape; float32 boundaries, with 3
+        leading channels for affinities, or uint64 fragments)."""
+        refs = list(refs)
+        if len(refs) != len(blocks):
+            raise InvalidArgument(f"{field} has {len(refs)} arrays but the tiling has {len(blocks)} blocks: give "
+                                  f"every block's, in block order", field=field)
+        resolved = await asyncio.gather(*(self._resolve_any(ref, f"{field}[{k}]") for k, ref in enumerate(refs)))
+        dtype = "uint64" if kind == "fragments" else "float32"
+        leading: tuple[int, ...] | None = None
+        for k, (ref, block) in enumerate(zip(resolved, blocks)):
+            shape = tuple(int(n) for n in ref.shape)
+            if ref.media_type != ARRAY_MEDIA_TYPE or len(shape) < 3 or shape[-3:] != block.shape \
+                    or np.dtype(ref.dtype or "V1") != np.dtype(dtype):
+                raise InvalidArgument(f"{field}[{k}] (s3://{ref.bucket}/{ref.key}) holds {ref.dtype or 'no array'} "
+                                      f"{list(shape)}, not the {dtype} {kind} of block {block.describe()} of "
+                                      f"shape {list(block.shape)}: arrays of another tiling, or out of order?",
+                                      field=f"{field}[{k}]")
+            if kind == "fragments" and len(shape) != 3 or kind != "fragments" and shape[:-3] not in ((), (3,)):
+                raise InvalidArgument(f"{field}[{k}] has shape {list(shape)}: expected (z, y, x)"
+                                      f"{'' if kind == 'fragments' else ' or (3, z, y, x)'}", field=f"{field}[{k}]")
+            if leading is None:
+                leading = shape[:-3]
+            elif shape[:-3] != leading:
+                raise InvalidArgument(f"{field}[{k}] has shape {list(shape)} but {field}[0] has channels "
+                                      f"{list(leading)}: every block's must be alike", field=f"{field}[{k}]")
+        return list(resolved)
+
+    def _block_array(self, key: str, shape, dtype, fill: Callable[[Any], Any]) -> ArtifactRef:
+        """One block's array: the stored one when a call made it before (on any replica), else written.
+
+        A replica killed while writing leaves an array that was never finalized; it is left alone (a
+        writer may still be at it) and this block goes to a key of its own.
+        """
+        chunks = choose_chunks(tuple(shape[-3:]), np.dtype(dtype).itemsize * math.prod(shape[:-3]))
+        chunks = tuple(shape[:-3]) + tuple(chunks)
+        try:
+            return self._array(key, shape, dtype, chunks, fill)[0]
+        except FailedPrecondition as exc:
+            if exc.reason != "ARTIFACT_INCOMPLETE":
+                raise
+            logger.warning("block array %s was never finalized; writing the block anew elsewhere", key)
+            return self._array(f"{key}-{uuid.uuid4().hex[:12]}", shape, dtype, chunks, fill)[0]
+
+    @staticmethod
+    def _subset_meter(progress, stage: str, position: int, count: int) -> pipeline.StageMeter:
+        """The meter of the ``position``-th of ``count`` blocks asked for (the core meters number
+        blocks in the whole tiling)."""
+        return pipeline.StageMeter(
+            "predict" if stage == "boundaries" else "watershed", count, observe=_observe,
+            track=BLOCKS_IN_PROGRESS.track_inprogress,
+            report=lambda _fraction, message: progress(fraction_done=position / count,
+                                                       stage="predict" if stage == "boundaries" else "watershed",
+                                                       message=f"block {position + 1} of {count} asked: {message}"))
+
+    async def SegmentBlocks(self, request, context):
+        if request.stage not in (S.SEGMENT_BLOCKS_STAGE_BOUNDARIES, S.SEGMENT_BLOCKS_STAGE_FRAGMENTS):
+            raise InvalidArgument("stage is required: SEGMENT_BLOCKS_STAGE_BOUNDARIES, then "
+                                  "SEGMENT_BLOCKS_STAGE_FRAGMENTS", field="stage")
+        fragments_stage = request.stage == S.SEGMENT_BLOCKS_STAGE_FRAGMENTS
+        if not fragments_stage and len(request.block_boundaries):
+            raise InvalidArgument("block_boundaries are read by the FRAGMENTS stage only; the BOUNDARIES stage "
+                                  "computes them", field="block_boundaries")
+        options, tiling = await self._segmentation_of(request.segment, with_truth=False)
+        model = info = None
+        if not fragments_stage and tiling.WhichOneof("boundary_source") == "model":
+            model, info = await self._load_boundary_model(tiling.model)
+        with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="neuromesh-segmentation-") as tmp:
+            raw = await self._open(tiling.raw, "segment.raw", Path(tmp), stack)
+            blocks = plan_blocks(raw.shape, options.block_shape, options.halo)
+            indices = pipeline.check_block_indices(request.block_indices, len(blocks))
+            if fragments_stage:
+                refs = await self._block_arrays(request.block_boundaries, "block_boundaries", blocks, "boundaries")
+                self._check_block_bytes(options, raw.shape, np.float32, 3 if len(refs[0].shape) == 4 else 1)
+                keyed = S.SegmentBlocksRequest(segment=tiling, stage=request.stage, block_boundaries=refs)
+                prefix = result_prefix("segmentation", "SegmentBlocks-fragments", keyed, SERVICE_VERSION)
+
+                def work(progress):
+                    return self._block_fragments(progress, options, blocks, indices, refs, prefix)
+            else:
+                self._check_block_bytes(options, raw.shape, raw.dtype, model.config.out_channels if model else 1)
+                patch = options.patch_shape or pipeline.checkpoint_patch_shape((info or {}).get("metadata", {}))
+                prefix = result_prefix("segmentation", "SegmentBlocks-boundaries", tiling, SERVICE_VERSION)
+
+                def work(progress):
+                    return self._block_boundaries(progress, options, raw, model, patch, blocks, indices, prefix)
+
+            outcome = None
+            async with contextlib.aclosing(self._stream(work, lambda p: S.SegmentBlocksResponse(progress=p))) as events:
+                async for event, result in events:
+                    if event is not None:
+                        yield event
+                    else:
+                        outcome = result
+        outcome.MergeFrom(S.SegmentBlocksResult(stage=request.stage, block_indices=indices, n_blocks=len(blocks),
+                                                block_shape=options.block_shape, halo=options.halo))
+        yield S.SegmentBlocksResponse(result=outcome)
+
+    def _block_boundaries(self, progress, options: SegmentOptions, raw: Region, model, patch, blocks, indices,
+                          prefix: str) -> S.SegmentBlocksResult:
+        """Stage 1 for the blocks asked, each block's core into an array of its own."""
+        _, values_shape, channels = self._values_layout(model, raw.shape)
+        value_blocks = self._values_tiling(options, raw.shape, model)
+        result = S.SegmentBlocksResult()
+        for position, k in enumerate(indices):
+            block = value_blocks[k]
+            meter = self._subset_meter(progress, "boundaries", position, len(indices))
+
+            def fill(writer, block=block, meter=meter):
+                self._fill_values(raw, model, options, patch, [block], pipeline.BlockSink(writer, block, raw.shape),
+                                  meter)
+            shape = ((channels,) if channels else ()) + block.shape
+            result.boundaries.append(self._block_array(f"{prefix}/block-{k:06d}", shape, "float32", fill))
+        progress(fraction_done=1.0, stage="store", message=f"{len(indices)} blocks stored")
+        return result
+
+    def _block_fragments(self, progress, options: SegmentOptions, blocks, indices, boundary_refs,
+                         prefix: str) -> S.SegmentBlocksResult:
+        """Stage 2 for the blocks asked, reading every block's boundaries as one volume."""
+        values = pipeline.BlockMosaic(blocks, [open_stored(self.store, ref) for ref in boundary_refs], np.float32)
+        watershed = self._watershed_options(options)
+        result = S.SegmentBlocksResult()
+        for position, k in enumerate(indices):
+            meter = self._subset_meter(progress, "fragments", position, len(indices))
+
+            def fill(writer, k=k, meter=meter):
+                pipeline.block_fragments(values, writer, blocks, k, meter=meter, **watershed)
+            result.fragments.append(self._block_array(f"{prefix}/block-{k:06d}", blocks[k].shape, "uint64", fill))
+        progress(fraction_done=1.0, stage="store", message=f"{len(indices)} blocks stored")
+        return result
+
+    async def MergeSegmentBlocks(self, request, context):
+        options, segment = await self._segmentation_of(request.segment, with_truth=True)
+        with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="neuromesh-segmentation-") as tmp:
+            raw = await self._open(segment.raw, "segment.raw", Path(tmp), stack)
+            truth = (await self._open(segment.ground_truth, "segment.ground_truth", Path(tmp), stack, labels=True,
+                                      like=raw) if segment.HasField("ground_truth") else None)
+            blocks = plan_blocks(raw.shape, options.block_shape, options.halo)
+            boundary_refs = await self._block_arrays(request.block_boundaries, "block_boundaries", blocks, "boundaries")
+            fragment_refs = await self._block_arrays(request.block_fragments, "block_fragments", blocks, "fragments")
+            resolved = S.MergeSegmentBlocksRequest(segment=segment, block_boundaries=boundary_refs,
+                                                   block_fragments=fragment_refs)
+            prefix = result_prefix("segmentation", "MergeSegmentBlocks", resolved, SERVICE_VERSION)
+            stored = await self.stored_result(prefix, S.SegmentResult)
+            if stored is not None:
+                yield S.MergeSegmentBlocksResponse(result=stored)
+                return
+            source = "model" if segment.WhichOneof("boundary_source") == "model" else "classical"
+
+            def work(progress):
+                return self._merge_blocks(progress, options, raw, truth, blocks, boundary_refs, fragment_refs, prefix,
+                                          source)
+
+            outcome = None
+            async with contextlib.aclosing(self._stream(work, lambda p: S.MergeSegmentBlocksResponse(progress=p))) \
+                    as events:
+                async for event, result in events:
+                    if event is not None:
+                        yield event
+                    else:
+                        outcome = result
+        yield S.MergeSegmentBlocksResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
+
+    def _merge_blocks(self, progress, options: SegmentOptions, raw: Region, truth: Region | None, blocks,
+                      boundary_refs, fragment_refs, prefix: str, source: str) -> S.SegmentResult:
+        """Gather the blocks' boundaries and fragments into whole-volume arrays, then :meth:`_finish`."""
+        shape = raw.shape
+        weights = {"gather": 1.0, "graph": 1.0, "agglomerate": 1.5 * len(options.thresholds), "figure": 0.2}
+        report = _Reporter(progress, pipeline.stage_bounds(weights))
+        result = S.SegmentResult(block_shape=options.block_shape, halo=options.halo, n_blocks=len(blocks))
+        gathered = []
+        for part, (refs, dtype) in enumerate(((boundary_refs, np.float32), (fragment_refs, np.uint64))):
+            arrays = [open_stored(self.store, ref) for ref in refs]
+            channels = len(refs[0].shape) - 3
+            tell = report("gather", part / 2, (part + 1) / 2)
+
+            def fill(writer, arrays=arrays, channels=channels, tell=tell):
+                for block, array in zip(blocks, arrays):
+                    tell(block.linear_index / len(blocks), f"gathering block {block.linear_index + 1} of {len(blocks)}")
+                    writer[(slice(None),) * channels + block.core] = np.asarray(array[...])
+            if dtype == np.uint64:
+                key, array_shape, chunks = f"{prefix}/fragments", shape, _chunks(options.block_shape, shape, 8)
+            else:
+                name = "affinities" if channels else "boundaries"
+                key, array_shape = f"{prefix}/{name}", ((3,) if channels else ()) + shape
+                chunks = _chunks(options.block_shape, shape, 4, 3 if channels else 0)
+            ref, _ = self._array(key, array_shape, dtype, chunks, fill)
+            gathered.append(ref)
+        values_ref, fragments_ref = gathered
+        getattr(result, "affinities" if len(values_ref.shape) == 4 else "boundaries").CopyFrom(values_ref)
+        result.fragments.CopyFrom(fragments_ref)
+        return self._finish(progress, report, options, raw, truth, open_stored(self.store, values_ref),
+                            open_stored(self.store, fragments_ref), None, blocks, prefix, result, source)
+
     def _array(self, key: str, shape, dtype, chunks, fill: Callable[[Any], Any]) -> tuple[ArtifactRef, Any]:
         """The array at ``key``: written by ``fill(writer)`` (whose result is returned too), or, when a
         previous call of this request finalized it, the stored one (and None)."""
@@ -390,9 +622,42 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             filled = fill(writer)
             return writer.finalize(), filled
 
+    # --- the stages, shared by Segment, SegmentBlocks and MergeSegmentBlocks
+
+    @staticmethod
+    def _values_layout(model, shape) -> tuple[str, tuple[int, ...], int]:
+        """What stage 1 writes: (result field, array shape, channels): affinities (3, z, y, x) of an
+        affinity model, else a boundary map (z, y, x)."""
+        if model is not None and model.config.target == "affinities":
+            return "affinities", (3,) + tuple(shape), 3
+        return "boundaries", tuple(shape), 0
+
+    @staticmethod
+    def _values_tiling(options: SegmentOptions, shape, model) -> list:
+        """The blocks stage 1 runs over: the segmentation's, with the Gaussian's radius as halo for the
+        classical map (same cores and numbers, so block k of one is block k of the other)."""
+        if model is not None:
+            return plan_blocks(shape, options.block_shape, options.halo)
+        return pipeline.smoothing_blocks(shape, options.block_shape, options.classical_sigma_voxels())
+
+    @staticmethod
+    def _fill_values(raw, model, options: SegmentOptions, patch, blocks, out, meter) -> None:
+        """Stage 1 over ``blocks`` (of :meth:`_values_tiling`) into ``out``."""
+        if model is not None:
+            pipeline.predict_boundaries(model, raw, out, blocks, patch_shape=patch, meter=meter)
+        else:
+            pipeline.classical_boundaries(raw, out, blocks, sigma_voxels=options.classical_sigma_voxels(),
+                                          bright_membranes=options.bright_membranes, meter=meter)
+
+    @staticmethod
+    def _watershed_options(options: SegmentOptions) -> dict[str, Any]:
+        return {"boundary_threshold": options.boundary_threshold, "min_seed_distance": options.min_seed_distance,
+                "per_section": options.per_section, "voxel_size": options.voxel_size,
+                "affinity_reduction": options.affinity_reduction}
+
     def _segment(self, progress, options: SegmentOptions, raw: Region, truth: Region | None, model, patch,
                  prefix: str) -> S.SegmentResult:
-        """Boundaries, fragments, graph, merge tree, one labelled volume per threshold, tables, figure."""
+        """Boundaries, fragments, then :meth:`_finish`: graph, merge tree, labels, tables, figure."""
         shape = raw.shape
         blocks = plan_blocks(shape, options.block_shape, options.halo)
         n_thresholds = len(options.thresholds)
@@ -402,25 +667,15 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
         report("load")(0.0, f"{len(blocks)} blocks of {options.block_shape} with halo {options.halo} over {shape}")
         result = S.SegmentResult(block_shape=options.block_shape, halo=options.halo, n_blocks=len(blocks))
 
-        # 1. boundaries: affinities (3, z, y, x) of an affinity model, else a boundary map (z, y, x)
-        if model is not None and model.config.target == "affinities":
-            name, values_shape, channels = "affinities", (3,) + shape, 3
-        else:
-            name, values_shape, channels = "boundaries", shape, 0
+        # 1. boundaries
+        name, values_shape, channels = self._values_layout(model, shape)
         if model is not None:
             result.device = str(next(model.parameters()).device)
+        value_blocks = self._values_tiling(options, shape, model)
 
-            def fill_values(writer):
-                pipeline.predict_boundaries(model, raw, writer, blocks, patch_shape=patch,
-                                            meter=report.meter("predict", len(blocks)))
-        else:
-            sigma = options.classical_sigma_voxels()
-            smoothing = pipeline.smoothing_blocks(shape, options.block_shape, sigma)
-
-            def fill_values(writer):
-                pipeline.classical_boundaries(raw, writer, smoothing, sigma_voxels=sigma,
-                                              bright_membranes=options.bright_membranes,
-                                              meter=report.meter("predict", len(smoothing)))
+        def fill_values(writer):
+            self._fill_values(raw, model, options, patch, value_blocks, writer,
+                              report.meter("predict", len(value_blocks)))
         values_ref, _ = self._array(f"{prefix}/{name}", values_shape, "float32",
                                     _chunks(options.block_shape, shape, 4, channels), fill_values)
         getattr(result, name).CopyFrom(values_ref)
@@ -428,18 +683,24 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
 
         # 2. fragments
         def fill_fragments(writer):
-            return pipeline.watershed_fragments(
-                values, writer, blocks, boundary_threshold=options.boundary_threshold,
-                min_seed_distance=options.min_seed_distance, per_section=options.per_section,
-                voxel_size=options.voxel_size, affinity_reduction=options.affinity_reduction,
-                meter=report.meter("watershed", len(blocks)))
+            return pipeline.watershed_fragments(values, writer, blocks, meter=report.meter("watershed", len(blocks)),
+                                                **self._watershed_options(options))
         fragments_ref, ids = self._array(f"{prefix}/fragments", shape, "uint64",
                                          _chunks(options.block_shape, shape, 8), fill_fragments)
-        fragments = open_stored(self.store, fragments_ref)
+        result.fragments.CopyFrom(fragments_ref)
+        return self._finish(progress, report, options, raw, truth, values, open_stored(self.store, fragments_ref), ids,
+                            blocks, prefix, result, "model" if model is not None else "classical")
+
+    def _finish(self, progress, report: _Reporter, options: SegmentOptions, raw: Region, truth: Region | None,
+                values, fragments, ids, blocks, prefix: str, result: S.SegmentResult, source: str) -> S.SegmentResult:
+        """Stages 3 to 5 over the whole volume's boundaries and fragments: the global graph, its merge
+        tree, one labelled volume per threshold with its tables and scores, the figure. ``ids``: the
+        sorted fragment ids when known (None: counted here)."""
+        shape = raw.shape
+        n_thresholds = len(options.thresholds)
         sizes, counted = None, ids is None or options.min_segment_size > 1
         if counted:       # fragment ids (of stored fragments) and sizes (for min_segment_size)
             ids, sizes = pipeline.fragment_sizes(fragments, blocks, report=report("graph", 0.0, 0.3))
-        result.fragments.CopyFrom(fragments_ref)
         result.n_fragments = int(ids.size)
 
         # 3. the global graph and its merge tree
@@ -483,8 +744,7 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
         report("figure")(0.0, "drawing sections")
         figure = plots.sections_figure([normalize_intensity(raw[z]) for z in z_shown],
                                        [pipeline.boundary_section(values, z) for z in z_shown], shown, z=z_shown,
-                                       title=f"{'model' if model is not None else 'classical'} boundaries, "
-                                             f"{int(ids.size)} fragments")
+                                       title=f"{source} boundaries, {int(ids.size)} fragments")
         result.figure.CopyFrom(self.store.put_bytes(f"{prefix}/figure.png", figure, media_type=PNG,
                                                     if_exists="return_existing"))
         progress(fraction_done=1.0, stage="store", message="stored")

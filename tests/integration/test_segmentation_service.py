@@ -34,7 +34,7 @@ from services.common.settings import Settings
 from services.common.store import ArtifactStore
 from services.common.zarr_minio import MinioZarrStore
 from services.segmentation import SERVICE
-from services.segmentation.core import segment_table, segmentation_scores, synthetic_em_volume
+from services.segmentation.core import plan_blocks, segment_table, segmentation_scores, synthetic_em_volume
 from services.segmentation.core.training import load_checkpoint
 
 pytestmark = pytest.mark.integration
@@ -285,6 +285,136 @@ def test_a_failed_call_again_reuses_what_it_had_finalized(stub, store, volumes):
     again, error = events_until_error(stub.Segment(request, timeout=60))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and status_of(error)[2].field == "ground_truth"
     assert not {"predict", "watershed"} & {p.stage for p in again}
+
+
+# --- Segment spread over blocks: SegmentBlocks, then MergeSegmentBlocks ---------------------------
+
+BOUNDARIES, FRAGMENTS = S.SEGMENT_BLOCKS_STAGE_BOUNDARIES, S.SEGMENT_BLOCKS_STAGE_FRAGMENTS
+
+
+def blocks_of(stub, segment, stage, indices, boundaries=()):
+    progress, result = stream(stub.SegmentBlocks(S.SegmentBlocksRequest(
+        segment=segment, stage=stage, block_indices=indices, block_boundaries=boundaries), timeout=120))
+    assert list(result.block_indices) == list(indices) and result.n_blocks == 8 and result.stage == stage
+    return result
+
+
+def spread_and_merge(stub, segment, groups):
+    """SegmentBlocks over ``groups`` of blocks (each stage), then MergeSegmentBlocks: the refs and the result."""
+    boundaries, fragments = {}, {}
+    for group in groups:
+        result = blocks_of(stub, segment, BOUNDARIES, group)
+        assert len(result.boundaries) == len(group) and not result.fragments
+        boundaries.update(zip(group, result.boundaries))
+    boundary_refs = [boundaries[k] for k in range(8)]
+    for group in groups:
+        fragments.update(zip(group, blocks_of(stub, segment, FRAGMENTS, group, boundary_refs).fragments))
+    fragment_refs = [fragments[k] for k in range(8)]
+    progress, merged = stream(stub.MergeSegmentBlocks(S.MergeSegmentBlocksRequest(
+        segment=segment, block_boundaries=boundary_refs, block_fragments=fragment_refs), timeout=120))
+    assert {"gather", "graph", "agglomerate", "figure"} <= {p.stage for p in progress}
+    return boundary_refs, fragment_refs, merged
+
+
+def assert_same_segmentation(store, merged, whole):
+    """Bit for bit: the gathered boundaries and fragments, every threshold's labels, tables and scores."""
+    for name in ("affinities", "boundaries", "fragments"):
+        assert merged.HasField(name) == whole.HasField(name)
+        if whole.HasField(name):
+            assert np.array_equal(store.get_array(getattr(merged, name)), store.get_array(getattr(whole, name))), name
+    assert (merged.n_fragments, merged.n_blocks) == (whole.n_fragments, whole.n_blocks)
+    assert len(merged.segmentations) == len(whole.segmentations)
+    for a, b in zip(merged.segmentations, whole.segmentations):
+        assert a.labels.sha256 == b.labels.sha256 and a.n_segments == b.n_segments
+        assert store.get_json(a.segment_table)["columns"] == store.get_json(b.segment_table)["columns"]
+        assert a.scores == b.scores
+
+
+def test_the_trained_model_in_blocks_then_merged_equals_one_segment_call(segmented, stub, store):
+    request, _, whole, _ = segmented
+    # any grouping, any order within a group: each block is computed the same wherever it runs
+    boundary_refs, fragment_refs, merged = spread_and_merge(stub, request, [[5, 0, 3], [7, 1, 2, 6, 4]])
+    assert_same_segmentation(store, merged, whole)
+    assert merged.HasField("affinities") and tuple(store.open_array(boundary_refs[0]).shape) == (3, 16, 32, 32)
+    # a block's array is its core of the whole
+    blocks = plan_blocks(SHAPE, (16, 32, 32), (4, 8, 8))
+    whole_fragments = store.get_array(whole.fragments)
+    for k in (0, 6):
+        assert np.array_equal(store.get_array(fragment_refs[k]), whole_fragments[blocks[k].core])
+
+
+def test_blocks_done_once_are_reused_and_thresholds_do_not_move_them(stub, store, volumes, service):
+    segment = S.SegmentRequest(raw=volume(volumes["test_raw_ref"]), classical=S.ClassicalBoundaries(sigma_nm=1.5),
+                               thresholds=[0.4, 0.6], min_segment_size=10, ground_truth=truth_ref(volumes), **BLOCKS)
+    _, whole = stream(stub.Segment(segment, timeout=120))
+    boundary_refs, fragment_refs, merged = spread_and_merge(stub, segment, [[0, 1, 2, 3], [4, 5, 6, 7]])
+    assert_same_segmentation(store, merged, whole)
+    before = metric_values(service, "neuromesh_segmentation_voxels_total")
+    other = S.SegmentRequest()
+    other.CopyFrom(segment)
+    other.thresholds[:] = [0.5]                               # the block stages do not read the thresholds
+    again = blocks_of(stub, other, BOUNDARIES, [6, 2])
+    assert list(again.boundaries) == [boundary_refs[6], boundary_refs[2]]
+    again = blocks_of(stub, other, FRAGMENTS, [3], boundary_refs)
+    assert list(again.fragments) == [fragment_refs[3]]
+    after = metric_values(service, "neuromesh_segmentation_voxels_total")
+    assert after["predict"] == before["predict"] and after["watershed"] == before["watershed"]   # nothing computed
+    progress, stored = stream(stub.MergeSegmentBlocks(S.MergeSegmentBlocksRequest(
+        segment=segment, block_boundaries=boundary_refs, block_fragments=fragment_refs), timeout=60))
+    assert not progress and stored.segmentations[0].labels.sha256 == merged.segmentations[0].labels.sha256
+
+
+def test_block_calls_refuse_bad_requests_naming_the_field(stub, store, volumes, service):
+    segment = S.SegmentRequest(raw=volume(volumes["test_raw_ref"]), classical=S.ClassicalBoundaries(sigma_nm=3.0),
+                               **BLOCKS)
+    INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
+
+    def blocks(**fields):
+        fields = {"segment": segment, "stage": BOUNDARIES, "block_indices": [0], **fields}
+        return lambda: stub.SegmentBlocks(S.SegmentBlocksRequest(**fields), timeout=60)
+
+    def merge(**fields):
+        return lambda: stub.MergeSegmentBlocks(S.MergeSegmentBlocksRequest(**{"segment": segment, **fields}),
+                                               timeout=60)
+
+    message = expect_error(blocks(block_indices=[3, 8]), INVALID, "block_indices")
+    assert "block_indices[1] = 8" in message and "8 blocks" in message
+    assert "twice" in expect_error(blocks(block_indices=[1, 1]), INVALID, "block_indices")
+    assert "empty" in expect_error(blocks(block_indices=[]), INVALID, "block_indices")
+    expect_error(blocks(stage=S.SEGMENT_BLOCKS_STAGE_UNSPECIFIED), INVALID, "stage")
+    small = S.SegmentRequest()
+    small.CopyFrom(segment)
+    small.block_shape[:], small.halo[:] = [4, 32, 32], [8, 8, 8]
+    assert "at least as large as its halo" in expect_error(blocks(segment=small), INVALID, "segment.halo")
+    sourceless = S.SegmentRequest(raw=volume(volumes["test_raw_ref"]), **BLOCKS)
+    expect_error(blocks(segment=sourceless), INVALID, "segment.boundary_source")
+    gone = S.SegmentRequest()
+    gone.CopyFrom(segment)
+    gone.raw.ref.key = "inputs/none/raw"
+    assert "does not exist" in expect_error(blocks(segment=gone), NOT_FOUND, "segment.raw.ref")
+    expect_error(blocks(block_boundaries=[ArtifactRef(key="inputs/none/b")]), INVALID, "block_boundaries")
+
+    # FRAGMENTS reads every block's boundaries: one per block, stored, of the block's shape
+    real = list(blocks_of(stub, segment, BOUNDARIES, list(range(8))).boundaries)
+    assert "has 3 arrays but the tiling has 8" in expect_error(
+        blocks(stage=FRAGMENTS, block_boundaries=real[:3]), INVALID, "block_boundaries")
+    missing = real[:5] + [ArtifactRef(key="derived/none/block-000005")] + real[6:]
+    assert "does not exist" in expect_error(blocks(stage=FRAGMENTS, block_boundaries=missing), NOT_FOUND,
+                                            "block_boundaries[5]")
+    other_tiling = store.put_array("inputs/bad/block", np.zeros((8, 16, 16), np.float32))
+    message = expect_error(blocks(stage=FRAGMENTS, block_boundaries=real[:2] + [other_tiling] + real[3:]), INVALID,
+                           "block_boundaries[2]")
+    assert "another tiling" in message
+    swapped = [real[1], real[0]] + real[2:]                  # blocks 0 and 1 have the same shape: no way to tell
+    assert len(blocks_of(stub, segment, FRAGMENTS, [7], swapped).fragments) == 1
+    fragments = list(blocks_of(stub, segment, FRAGMENTS, list(range(8)), real).fragments)
+    assert "does not exist" in expect_error(
+        merge(block_boundaries=real, block_fragments=fragments[:7] + [ArtifactRef(key="derived/none/f")]), NOT_FOUND,
+        "block_fragments[7]")
+    message = expect_error(merge(block_boundaries=real, block_fragments=real), INVALID, "block_fragments[0]")
+    assert "uint64" in message
+    expect_error(merge(block_boundaries=real), INVALID, "block_fragments")
+    assert grpc_health_status(service.address, SERVICE.health_service) == "SERVING"
 
 
 # --- bad input, and the server keeps serving -------------------------------------------------------

@@ -32,6 +32,12 @@ class AffinityReduction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AFFINITY_REDUCTION_UNSPECIFIED: _ClassVar[AffinityReduction]
     AFFINITY_REDUCTION_MIN: _ClassVar[AffinityReduction]
     AFFINITY_REDUCTION_MEAN: _ClassVar[AffinityReduction]
+
+class SegmentBlocksStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEGMENT_BLOCKS_STAGE_UNSPECIFIED: _ClassVar[SegmentBlocksStage]
+    SEGMENT_BLOCKS_STAGE_BOUNDARIES: _ClassVar[SegmentBlocksStage]
+    SEGMENT_BLOCKS_STAGE_FRAGMENTS: _ClassVar[SegmentBlocksStage]
 BOUNDARY_TARGET_UNSPECIFIED: BoundaryTarget
 BOUNDARY_TARGET_AFFINITIES: BoundaryTarget
 BOUNDARY_TARGET_BOUNDARIES: BoundaryTarget
@@ -44,6 +50,9 @@ UPSAMPLING_TRILINEAR: Upsampling
 AFFINITY_REDUCTION_UNSPECIFIED: AffinityReduction
 AFFINITY_REDUCTION_MIN: AffinityReduction
 AFFINITY_REDUCTION_MEAN: AffinityReduction
+SEGMENT_BLOCKS_STAGE_UNSPECIFIED: SegmentBlocksStage
+SEGMENT_BLOCKS_STAGE_BOUNDARIES: SegmentBlocksStage
+SEGMENT_BLOCKS_STAGE_FRAGMENTS: SegmentBlocksStage
 
 class Volume(_message.Message):
     __slots__ = ("ref", "dataset")
@@ -270,6 +279,62 @@ class SegmentResult(_message.Message):
     def __init__(self, fragments: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., n_fragments: _Optional[int] = ..., affinities: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., boundaries: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., segmentations: _Optional[_Iterable[_Union[ThresholdSegmentation, _Mapping]]] = ..., figure: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., block_shape: _Optional[_Iterable[int]] = ..., halo: _Optional[_Iterable[int]] = ..., n_blocks: _Optional[int] = ..., device: _Optional[str] = ..., report: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class SegmentResponse(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: _progress_pb2.Progress
+    result: SegmentResult
+    def __init__(self, progress: _Optional[_Union[_progress_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[SegmentResult, _Mapping]] = ...) -> None: ...
+
+class SegmentBlocksRequest(_message.Message):
+    __slots__ = ("segment", "stage", "block_indices", "block_boundaries")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_INDICES_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_BOUNDARIES_FIELD_NUMBER: _ClassVar[int]
+    segment: SegmentRequest
+    stage: SegmentBlocksStage
+    block_indices: _containers.RepeatedScalarFieldContainer[int]
+    block_boundaries: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    def __init__(self, segment: _Optional[_Union[SegmentRequest, _Mapping]] = ..., stage: _Optional[_Union[SegmentBlocksStage, str]] = ..., block_indices: _Optional[_Iterable[int]] = ..., block_boundaries: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ...) -> None: ...
+
+class SegmentBlocksResult(_message.Message):
+    __slots__ = ("stage", "block_indices", "boundaries", "fragments", "n_blocks", "block_shape", "halo")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_INDICES_FIELD_NUMBER: _ClassVar[int]
+    BOUNDARIES_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENTS_FIELD_NUMBER: _ClassVar[int]
+    N_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    HALO_FIELD_NUMBER: _ClassVar[int]
+    stage: SegmentBlocksStage
+    block_indices: _containers.RepeatedScalarFieldContainer[int]
+    boundaries: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    fragments: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    n_blocks: int
+    block_shape: _containers.RepeatedScalarFieldContainer[int]
+    halo: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, stage: _Optional[_Union[SegmentBlocksStage, str]] = ..., block_indices: _Optional[_Iterable[int]] = ..., boundaries: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., fragments: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., n_blocks: _Optional[int] = ..., block_shape: _Optional[_Iterable[int]] = ..., halo: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SegmentBlocksResponse(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: _progress_pb2.Progress
+    result: SegmentBlocksResult
+    def __init__(self, progress: _Optional[_Union[_progress_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[SegmentBlocksResult, _Mapping]] = ...) -> None: ...
+
+class MergeSegmentBlocksRequest(_message.Message):
+    __slots__ = ("segment", "block_boundaries", "block_fragments")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_BOUNDARIES_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FRAGMENTS_FIELD_NUMBER: _ClassVar[int]
+    segment: SegmentRequest
+    block_boundaries: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    block_fragments: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    def __init__(self, segment: _Optional[_Union[SegmentRequest, _Mapping]] = ..., block_boundaries: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., block_fragments: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ...) -> None: ...
+
+class MergeSegmentBlocksResponse(_message.Message):
     __slots__ = ("progress", "result")
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]

@@ -57,6 +57,16 @@ class SegmentationServiceStub:
                 request_serializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentRequest.SerializeToString,
                 response_deserializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentResponse.FromString,
                 _registered_method=True)
+        self.SegmentBlocks = channel.unary_stream(
+                '/neuromesh.segmentation.v1.SegmentationService/SegmentBlocks',
+                request_serializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentBlocksRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentBlocksResponse.FromString,
+                _registered_method=True)
+        self.MergeSegmentBlocks = channel.unary_stream(
+                '/neuromesh.segmentation.v1.SegmentationService/MergeSegmentBlocks',
+                request_serializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.MergeSegmentBlocksRequest.SerializeToString,
+                response_deserializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.MergeSegmentBlocksResponse.FromString,
+                _registered_method=True)
         self.Score = channel.unary_unary(
                 '/neuromesh.segmentation.v1.SegmentationService/Score',
                 request_serializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.ScoreRequest.SerializeToString,
@@ -100,6 +110,31 @@ class SegmentationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SegmentBlocks(self, request, context):
+        """One stage of Segment for some of the blocks of its tiling, so that a large volume can be
+        spread over several replicas (the gateway's em-to-connectome pipeline does): the
+        boundaries of those blocks (stage BOUNDARIES), or their watershed fragments (stage
+        FRAGMENTS, reading the boundaries of every block, so that a block's halo sees its
+        neighbours'). Each block's output is its own array in the object store, under a key that
+        depends only on the segmentation's inputs and options, so a block done once (by any
+        replica) is never done again, and equal to what Segment computes for that block. Streams
+        progress events (stage "predict" or "watershed"), then the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeSegmentBlocks(self, request, context):
+        """The rest of Segment once every block's boundaries and fragments are stored (by
+        SegmentBlocks): the global region adjacency graph, the agglomeration, one segmentation per
+        threshold, segment tables, scores and the figure. The result is the one Segment gives for
+        the same request, the boundaries and fragments gathered into whole-volume arrays. Streams
+        progress events (stages "gather", "graph", "agglomerate", "figure", "store"), then the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Score(self, request, context):
         """Scores a segmentation against ground truth (VOI split and merge, adapted Rand error,
         CREMI score), block by block.
@@ -120,6 +155,16 @@ def add_SegmentationServiceServicer_to_server(servicer, server):
                     servicer.Segment,
                     request_deserializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentRequest.FromString,
                     response_serializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentResponse.SerializeToString,
+            ),
+            'SegmentBlocks': grpc.unary_stream_rpc_method_handler(
+                    servicer.SegmentBlocks,
+                    request_deserializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentBlocksRequest.FromString,
+                    response_serializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentBlocksResponse.SerializeToString,
+            ),
+            'MergeSegmentBlocks': grpc.unary_stream_rpc_method_handler(
+                    servicer.MergeSegmentBlocks,
+                    request_deserializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.MergeSegmentBlocksRequest.FromString,
+                    response_serializer=neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.MergeSegmentBlocksResponse.SerializeToString,
             ),
             'Score': grpc.unary_unary_rpc_method_handler(
                     servicer.Score,
@@ -194,6 +239,60 @@ class SegmentationService:
             '/neuromesh.segmentation.v1.SegmentationService/Segment',
             neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentRequest.SerializeToString,
             neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SegmentBlocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neuromesh.segmentation.v1.SegmentationService/SegmentBlocks',
+            neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentBlocksRequest.SerializeToString,
+            neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.SegmentBlocksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeSegmentBlocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/neuromesh.segmentation.v1.SegmentationService/MergeSegmentBlocks',
+            neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.MergeSegmentBlocksRequest.SerializeToString,
+            neuromesh_dot_segmentation_dot_v1_dot_segmentation__pb2.MergeSegmentBlocksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,23 @@ class SegmentationServiceStub:
     given. Streams progress events (stages "load", "predict", "watershed", "graph",
     "agglomerate", "figure", "store"), then the result.
     """
+    SegmentBlocks: _grpc.UnaryStreamMultiCallable[_segmentation_pb2.SegmentBlocksRequest, _segmentation_pb2.SegmentBlocksResponse]
+    """One stage of Segment for some of the blocks of its tiling, so that a large volume can be
+    spread over several replicas (the gateway's em-to-connectome pipeline does): the
+    boundaries of those blocks (stage BOUNDARIES), or their watershed fragments (stage
+    FRAGMENTS, reading the boundaries of every block, so that a block's halo sees its
+    neighbours'). Each block's output is its own array in the object store, under a key that
+    depends only on the segmentation's inputs and options, so a block done once (by any
+    replica) is never done again, and equal to what Segment computes for that block. Streams
+    progress events (stage "predict" or "watershed"), then the result.
+    """
+    MergeSegmentBlocks: _grpc.UnaryStreamMultiCallable[_segmentation_pb2.MergeSegmentBlocksRequest, _segmentation_pb2.MergeSegmentBlocksResponse]
+    """The rest of Segment once every block's boundaries and fragments are stored (by
+    SegmentBlocks): the global region adjacency graph, the agglomeration, one segmentation per
+    threshold, segment tables, scores and the figure. The result is the one Segment gives for
+    the same request, the boundaries and fragments gathered into whole-volume arrays. Streams
+    progress events (stages "gather", "graph", "agglomerate", "figure", "store"), then the result.
+    """
     Score: _grpc.UnaryUnaryMultiCallable[_segmentation_pb2.ScoreRequest, _segmentation_pb2.ScoreResponse]
     """Scores a segmentation against ground truth (VOI split and merge, adapted Rand error,
     CREMI score), block by block.
@@ -92,6 +109,23 @@ class SegmentationServiceAsyncStub(SegmentationServiceStub):
     every threshold asked for; segment tables, a figure, and scores against ground truth when
     given. Streams progress events (stages "load", "predict", "watershed", "graph",
     "agglomerate", "figure", "store"), then the result.
+    """
+    SegmentBlocks: _aio.UnaryStreamMultiCallable[_segmentation_pb2.SegmentBlocksRequest, _segmentation_pb2.SegmentBlocksResponse]  # type: ignore[assignment]
+    """One stage of Segment for some of the blocks of its tiling, so that a large volume can be
+    spread over several replicas (the gateway's em-to-connectome pipeline does): the
+    boundaries of those blocks (stage BOUNDARIES), or their watershed fragments (stage
+    FRAGMENTS, reading the boundaries of every block, so that a block's halo sees its
+    neighbours'). Each block's output is its own array in the object store, under a key that
+    depends only on the segmentation's inputs and options, so a block done once (by any
+    replica) is never done again, and equal to what Segment computes for that block. Streams
+    progress events (stage "predict" or "watershed"), then the result.
+    """
+    MergeSegmentBlocks: _aio.UnaryStreamMultiCallable[_segmentation_pb2.MergeSegmentBlocksRequest, _segmentation_pb2.MergeSegmentBlocksResponse]  # type: ignore[assignment]
+    """The rest of Segment once every block's boundaries and fragments are stored (by
+    SegmentBlocks): the global region adjacency graph, the agglomeration, one segmentation per
+    threshold, segment tables, scores and the figure. The result is the one Segment gives for
+    the same request, the boundaries and fragments gathered into whole-volume arrays. Streams
+    progress events (stages "gather", "graph", "agglomerate", "figure", "store"), then the result.
     """
     Score: _aio.UnaryUnaryMultiCallable[_segmentation_pb2.ScoreRequest, _segmentation_pb2.ScoreResponse]  # type: ignore[assignment]
     """Scores a segmentation against ground truth (VOI split and merge, adapted Rand error,
@@ -136,6 +170,35 @@ class SegmentationServiceServicer(metaclass=_abc_1.ABCMeta):
         every threshold asked for; segment tables, a figure, and scores against ground truth when
         given. Streams progress events (stages "load", "predict", "watershed", "graph",
         "agglomerate", "figure", "store"), then the result.
+        """
+
+    @_abc_1.abstractmethod
+    def SegmentBlocks(
+        self,
+        request: _segmentation_pb2.SegmentBlocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_segmentation_pb2.SegmentBlocksResponse], _abc.AsyncIterator[_segmentation_pb2.SegmentBlocksResponse]]:
+        """One stage of Segment for some of the blocks of its tiling, so that a large volume can be
+        spread over several replicas (the gateway's em-to-connectome pipeline does): the
+        boundaries of those blocks (stage BOUNDARIES), or their watershed fragments (stage
+        FRAGMENTS, reading the boundaries of every block, so that a block's halo sees its
+        neighbours'). Each block's output is its own array in the object store, under a key that
+        depends only on the segmentation's inputs and options, so a block done once (by any
+        replica) is never done again, and equal to what Segment computes for that block. Streams
+        progress events (stage "predict" or "watershed"), then the result.
+        """
+
+    @_abc_1.abstractmethod
+    def MergeSegmentBlocks(
+        self,
+        request: _segmentation_pb2.MergeSegmentBlocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_segmentation_pb2.MergeSegmentBlocksResponse], _abc.AsyncIterator[_segmentation_pb2.MergeSegmentBlocksResponse]]:
+        """The rest of Segment once every block's boundaries and fragments are stored (by
+        SegmentBlocks): the global region adjacency graph, the agglomeration, one segmentation per
+        threshold, segment tables, scores and the figure. The result is the one Segment gives for
+        the same request, the boundaries and fragments gathered into whole-volume arrays. Streams
+        progress events (stages "gather", "graph", "agglomerate", "figure", "store"), then the result.
         """
 
     @_abc_1.abstractmethod
