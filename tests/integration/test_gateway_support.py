@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.client import GatewayClient
+from neuromesh.sdk.gateway import GatewayClient
 from gateway.jobs.scratch import PostgresUnavailable, scratch_postgres_database
 from neuromesh.stack.gateway import GatewayProcess
 from neuromesh.stack.health import grpc_health_status
