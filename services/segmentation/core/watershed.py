@@ -181,13 +181,25 @@ def flood_watershed(levels, markers, *, mask=None, connectivity=1, n_levels=None
     return np.ascontiguousarray(labels)
 
 
+def _distance_transform(foreground, sampling):
+    """Euclidean distance of each foreground voxel to the background, as scipy's
+    ``distance_transform_edt`` (equal to the last bit, tested) but about 4x faster: the native
+    separable transform. Without any background voxel scipy's own is used, for its convention."""
+    if foreground.all():
+        return ndimage.distance_transform_edt(foreground, sampling=sampling)
+    from ._flood import distance_transform
+
+    sampling = [1.0] * foreground.ndim if sampling is None else [float(v) for v in sampling]
+    return distance_transform(np.ascontiguousarray(foreground, dtype=np.uint8), sampling)
+
+
 def _watershed_once(boundaries, mask, *, min_seed_distance, threshold, connectivity, sampling, method, levels,
                     value_range, max_seed_depth):
     structure = ndimage.generate_binary_structure(boundaries.ndim, connectivity)
     foreground = boundaries < threshold
     if mask is not None:
         foreground &= mask
-    distance = ndimage.distance_transform_edt(foreground, sampling=sampling)
+    distance = _distance_transform(foreground, sampling)
     if max_seed_depth is not None:
         # deeper than this is all one depth: a plateau, one seed per connected deep region
         np.minimum(distance, max_seed_depth, out=distance)

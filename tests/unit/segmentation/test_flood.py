@@ -105,3 +105,19 @@ def test_max_seed_depth_makes_one_seed_of_a_deep_plateau():
     assert np.unique(one).tolist() == [1]
     with pytest.raises(ValueError, match="max_seed_depth must be a positive number"):
         seeded_watershed(boundaries, max_seed_depth=0)
+
+
+@pytest.mark.parametrize("shape, sampling", [((20, 30, 40), None), ((20, 30, 40), (2.0, 1.0, 0.5)),
+                                             ((50, 60), None), ((50, 60), (3.0, 1.0)), ((1, 30, 40), None)])
+def test_distance_transform_equals_scipy(shape, sampling):
+    from services.segmentation.core.watershed import _distance_transform
+
+    rng = np.random.default_rng(len(shape))
+    for density in (0.3, 0.05, 0.001):
+        foreground = rng.random(shape) > density
+        foreground.flat[0] = False                              # at least one background voxel
+        np.testing.assert_array_equal(_distance_transform(foreground, sampling),
+                                      ndimage.distance_transform_edt(foreground, sampling=sampling))
+    everything = np.ones(shape, bool)                            # no background: scipy's convention
+    np.testing.assert_array_equal(_distance_transform(everything, sampling),
+                                  ndimage.distance_transform_edt(everything, sampling=sampling))
