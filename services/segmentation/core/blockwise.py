@@ -43,7 +43,7 @@ from .synthetic import DEFAULT_OFFSETS, _check_offsets, _int_tuple
 from .watershed import MergeTree, RegionAdjacencyGraph, _group_edges, _link_arrays, agglomerate
 
 __all__ = ["Block", "BlockFailedError", "plan_blocks", "run_blocks", "blockwise_fragments",
-           "match_overlapping_fragments",
+           "match_overlapping_fragments", "stitching_boxes", "join_fragments",
            "blockwise_region_adjacency_graph", "blockwise_segmentation", "BlockwiseResult"]
 
 #: a fragment of one block and one of its neighbour are stitched when their shared voxels are
@@ -368,6 +368,52 @@ def _trusted(block, shape):
         hi = h.stop if h.stop == n else h.stop - above // 2
         trusted.append(slice(lo, max(lo, hi)))
     return tuple(trusted)
+
+
+def stitching_boxes(blocks, shape):
+    """Where each block's labels are compared with its neighbours' when stitching.
+
+    For blocks processed apart (one per replica), each block keeps its labels in these boxes
+    (numbered as its core, 0 for fragments seen only in its halo); stitching is then
+    :func:`match_overlapping_fragments` on the two blocks' labels of every box and
+    :func:`join_fragments` on all the pairs, as ``blockwise_fragments(stitch=True)`` does.
+
+    Parameters
+    ----------
+    blocks : sequence of Block
+        A :func:`plan_blocks` tiling of ``shape``.
+    shape : tuple of 3 int
+        The volume's shape.
+
+    Returns
+    -------
+    dict
+        ``{i: [(j, box), ...]}`` for block ``linear_index`` i: each neighbour j (faces, edges and
+        corners) and the box (3 slices, volume coordinates) shared with it, half a halo on either
+        side of their common face and away from the read faces; the same box for ``(j, i)``.
+
+    Example
+    -------
+    >>> blocks = plan_blocks((4, 4, 8), (4, 4, 4), halo=(0, 0, 2))
+    >>> stitching_boxes(blocks, (4, 4, 8))[0]
+    [(1, (slice(0, 4, None), slice(0, 4, None), slice(3, 5, None)))]
+    """
+    return _neighbour_overlaps(list(blocks), _int_tuple("shape", shape, minimum=1))
+
+
+def join_fragments(fragment_ids, pairs):
+    """The id each fragment takes when the ``pairs`` are joined: the lowest id of its group.
+
+    Example
+    -------
+    >>> join_fragments([1, 2, 5, 9], [[2, 9], [5, 9]]).tolist()
+    [1, 2, 2, 2]
+    """
+    ids = np.unique(np.asarray(fragment_ids).astype(np.uint64))
+    pairs = np.asarray(pairs, dtype=np.uint64).reshape(-1, 2)
+    if pairs.size and (np.any(~np.isin(pairs, ids))):
+        raise ValueError("pairs name fragment ids that are not in fragment_ids")
+    return _union_lowest(ids, pairs) if pairs.size else ids
 
 
 def _neighbour_overlaps(blocks, shape):

@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from services.segmentation.core.blockwise import (BlockFailedError, blockwise_fragments,
                                                   blockwise_region_adjacency_graph, blockwise_segmentation,
-                                                  match_overlapping_fragments, plan_blocks, run_blocks)
+                                                  join_fragments, match_overlapping_fragments, plan_blocks,
+                                                  run_blocks, stitching_boxes)
 from services.segmentation.core.metrics import contingency_table, segmentation_scores
 from services.segmentation.core.synthetic import (affinities_from_labels, boundary_map_from_labels,
                                                   synthetic_em_volume)
@@ -265,3 +266,30 @@ def test_bad_input_is_not_retried(data):
         blockwise_segmentation(np.zeros((4, 4)), fragment_fn, affinities, block_shape=BLOCK, halo=HALO, threshold=0.5)
     with pytest.raises(ValueError, match="max_attempts"):
         run_blocks(plan_blocks(SHAPE, BLOCK), lambda b: None, max_attempts=0)
+
+
+def test_stitching_pieces_done_apart_equal_blockwise_fragments(data):
+    # what a service running blocks on separate replicas does: each block keeps its labels in
+    # its stitching boxes; the matches of all boxes, joined, give blockwise_fragments(stitch=True)
+    _, volume, _, _ = data
+    blocks = plan_blocks(SHAPE, BLOCK, HALO)
+    boxes = stitching_boxes(blocks, SHAPE)
+    for i, neighbours in boxes.items():
+        for j, box in neighbours:
+            assert (i, box) in boxes[j]                                  # one box per pair, both ways
+    cut, ids = blockwise_fragments(volume, fragment_fn, blocks)
+    kept = {}
+    for block in blocks:
+        labels = fragment_fn(np.asarray(volume[(Ellipsis,) + block.halo]))
+        core_labels = labels[block.core_in_halo]
+        for j, box in boxes[block.linear_index]:
+            local = labels[tuple(slice(b.start - h.start, b.stop - h.start) for b, h in zip(box, block.halo))]
+            # the core's numbering, read off the cut volume: the same voxel of the core, same id
+            mapping = dict(zip(core_labels.ravel().tolist(), cut[block.core].ravel().tolist()))
+            kept[(block.linear_index, j)] = np.vectorize(lambda x: mapping.get(x, 0), otypes=[np.uint64])(local)
+    pairs = np.concatenate([match_overlapping_fragments(kept[(i, j)], kept[(j, i)]) for (i, j) in kept if i < j])
+    joined = join_fragments(ids, pairs)
+    stitched, _ = blockwise_fragments(volume, fragment_fn, blocks, stitch=True)
+    np.testing.assert_array_equal(joined[np.searchsorted(ids, cut[cut > 0])], stitched[cut > 0])
+    with pytest.raises(ValueError, match="not in fragment_ids"):
+        join_fragments([1, 2], [[1, 3]])
