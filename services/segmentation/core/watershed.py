@@ -5,6 +5,9 @@ Axes are always ``(z, y, x)``. The pipeline, from a boundary map (1 on membranes
 1. :func:`seeded_watershed` over-segments the volume into *fragments* (supervoxels): seeds are
    the local maxima of the distance transform of the voxels below a boundary threshold, flooded
    over the boundary map. ``per_section=True`` does it section by section for anisotropic data.
+   The flood (:func:`flood_watershed`) and the distance transform are native (the ``_flood``
+   extension, built by setup.py): a bucket queue over the map quantised to 256 levels, linear
+   time, scikit-image's flooding order (``method="skimage"`` runs scikit-image's own).
 2. :func:`region_adjacency_graph` lists the pairs of fragments that touch, with the sum and count
    of the affinities over their shared faces (so that means of merged edges stay exact).
 3. :func:`agglomerate` merges fragments, highest mean affinity first, average linkage, once, and
