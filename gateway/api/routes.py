@@ -43,7 +43,7 @@ from gateway.api.submission import build_job_spec
 from gateway.api.views import artifact_view, job_summary, job_view, upload_view
 from gateway.artifacts.keys import validate_user_key
 from gateway.jobs.states import JobState
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import InvalidArgument, NeuroMeshError, NotFound
 
 bearer = HTTPBearer(auto_error=False, description="a tenant's token: Authorization: Bearer <token>")
 
@@ -287,7 +287,27 @@ async def submit_pipeline_job(name: Annotated[str, Path(max_length=63)], body: P
     exactly as ``POST /v1/jobs``."""
     pipeline = _pipeline(name)
     inputs = {k: v.model_dump(exclude_none=True) if isinstance(v, ArtifactKey) else v for k, v in body.inputs.items()}
-    steps = await run_in_threadpool(pipeline.steps, body.params, inputs)
+    gw = gateway_of(request)
+
+    def shapes() -> dict[str, list[int]]:
+        # What the pipeline's layout depends on (e.g. the blocks of a volume): read from the store.
+        # An input that cannot be read here is left out; submission names the problem below.
+        found = {}
+        for input_name in pipeline.shape_inputs:
+            value = inputs.get(input_name)
+            key = value.get("key") if isinstance(value, dict) else value
+            if not isinstance(key, str):
+                continue
+            try:
+                validate_user_key(key)
+                ref = gw.artifacts.stat(tenant, key)
+            except NeuroMeshError:
+                continue
+            if ref.shape:
+                found[input_name] = list(ref.shape)
+        return found
+
+    steps = await run_in_threadpool(lambda: pipeline.steps(body.params, inputs, shapes=shapes()))
     try:
         job = JobRequest.model_validate({"steps": steps})
     except ValueError as exc:  # the template made something the API would refuse: the template is wrong

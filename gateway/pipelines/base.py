@@ -86,7 +86,11 @@ class Pipeline:
     inputs: tuple[PipelineInput, ...]
     template: Template = field(repr=False)
     """``template(params, inputs)``: the steps, given the parsed params and the inputs that were given
-    (name -> ``{"artifact": {...}}``); raises :class:`PipelineError` for combinations that do not fit."""
+    (name -> ``{"artifact": {...}}``); raises :class:`PipelineError` for combinations that do not fit.
+    With ``shape_inputs``, ``template(params, inputs, shapes)``."""
+    shape_inputs: tuple[str, ...] = ()
+    """Inputs whose array shape the template reads (``shapes``: name -> shape, for those whose shape is
+    known: a stored array's). A job's layout may depend on it, e.g. how many blocks a volume has."""
 
     def parse_params(self, params: Mapping[str, Any] | BaseModel | None = None) -> BaseModel:
         """The parameters, defaults filled in; :class:`PipelineError` naming every bad one."""
@@ -125,8 +129,14 @@ class Pipeline:
         return out
 
     def steps(self, params: Mapping[str, Any] | BaseModel | None = None,
-              inputs: Mapping[str, InputValue] | None = None) -> list[dict[str, Any]]:
-        """The job's steps as JSON (``POST /v1/jobs``'s ``steps``); every problem in one :class:`PipelineError`."""
+              inputs: Mapping[str, InputValue] | None = None, *,
+              shapes: Mapping[str, Sequence[int]] | None = None) -> list[dict[str, Any]]:
+        """The job's steps as JSON (``POST /v1/jobs``'s ``steps``); every problem in one :class:`PipelineError`.
+
+        ``shapes``: the array shapes of inputs of ``shape_inputs`` (the HTTP route reads them from the
+        store); by default taken from inputs that carry one (a stored ``ArtifactRef``, or a dict with
+        ``"shape"``).
+        """
         problems: list[tuple[str, str]] = []
         parsed = given = None
         try:
@@ -139,17 +149,26 @@ class Pipeline:
             problems.extend(exc.problems)
         if problems:
             raise PipelineError(problems)
-        return self.template(parsed, given)
+        if not self.shape_inputs:
+            return self.template(parsed, given)
+        known = {name: tuple(int(n) for n in shape) for name, shape in (shapes or {}).items() if shape}
+        for name in self.shape_inputs:
+            value = (inputs or {}).get(name)
+            shape = value.get("shape") if isinstance(value, Mapping) else getattr(value, "shape", None)
+            if name not in known and shape:
+                known[name] = tuple(int(n) for n in shape)
+        return self.template(parsed, given, {k: v for k, v in known.items() if k in self.shape_inputs})
 
     def build(self, params: Mapping[str, Any] | BaseModel | None = None,
               inputs: Mapping[str, InputValue] | None = None, *, tenant: str,
-              idempotency_key: str | None = None, methods: Any = None) -> JobSpec:
+              idempotency_key: str | None = None, methods: Any = None,
+              shapes: Mapping[str, Sequence[int]] | None = None) -> JobSpec:
         """A validated job for ``tenant``. Every input needs its sha256 (the cache keys on content).
 
         With ``methods`` (a :class:`~gateway.pipelines.local.GatewayMethodTable`), each step is also
         checked against the services' contracts, as job submission does.
         """
-        steps = self.steps(params, inputs)
+        steps = self.steps(params, inputs, shapes=shapes)
         missing = [(f"inputs.{name}", "build() needs the artifact's sha256; give {'key': ..., 'sha256': ...} or a "
                                       "stored ArtifactRef (the HTTP route resolves keys itself)")
                    for name, value in (inputs or {}).items() if not (_as_key(value) or {}).get("sha256")]

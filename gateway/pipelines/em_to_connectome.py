@@ -6,6 +6,17 @@ DAG::
                                                                    [--edge_table--> analyze
                                                                     (connectomics.AnalyzeGraph)]
 
+A volume of more than ``fan_out_blocks`` blocks (raw given as a stored array: its shape tells
+the tiling) is segmented in pieces instead, ``blocks_per_step`` blocks a step::
+
+    boundaries-<g> (SegmentBlocks, stage BOUNDARIES) --boundaries.<j>--> fragments-<g> (SegmentBlocks,
+    stage FRAGMENTS; every block's boundaries) --fragments.<j>--> segment (MergeSegmentBlocks)
+
+The group steps run at once (up to the runner's step concurrency), each call on the next live
+segmentation replica; one that fails UNAVAILABLE moves to another replica at once, which reuses
+the blocks the dead one had stored. ``segment`` gathers every block into the same result as
+Segment (labels equal to one Segment call's), so ``contacts`` and ``analyze`` do not change.
+
 - ``segment`` finds boundaries (the classical smoothed-intensity map, or a trained checkpoint
   given as the ``model`` input), cuts the volume into watershed fragments, agglomerates them and
   cuts the merge tree at every threshold of ``thresholds`` in one run; with ``ground_truth`` it
@@ -29,6 +40,13 @@ Example
 ['segment', 'contacts', 'analyze']
 >>> spec.step("contacts").inputs["segmentation.ref"].output
 'segmentations.1.labels'
+>>> big = {**raw, "shape": [64, 128, 128]}            # 2 x 2 x 2 blocks of 32 x 64 x 64
+>>> steps = EM_TO_CONNECTOME.steps({"block_shape": [32, 64, 64], "fan_out_blocks": 4, "blocks_per_step": 4},
+...                                {"raw": big})
+>>> [(s["id"], s["method"]) for s in steps][:3], steps[2]["params"]["block_indices"]
+([('boundaries-0', 'SegmentBlocks'), ('boundaries-1', 'SegmentBlocks'), ('fragments-0', 'SegmentBlocks')], [0, 1, 2, 3])
+>>> steps[4]["id"], steps[4]["method"], len(steps[4]["inputs"])
+('segment', 'MergeSegmentBlocks', 17)
 >>> EM_TO_CONNECTOME.steps({"thresholds": [0.3], "threshold": 0.5}, {"raw": raw})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -37,11 +55,14 @@ gateway.pipelines.base.PipelineError: invalid job: params: threshold 0.5 is not 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.pipelines.base import (Pipeline, PipelineInput, check_measures, measures_options, output, step)
+from services.segmentation.requests import DEFAULT_BLOCK_SHAPE
 
 Triple = tuple[float, float, float]
 IntTriple = tuple[int, int, int]
@@ -76,6 +97,10 @@ class EmToConnectomeParams(BaseModel):
                                         min_length=1, description="measures of AnalyzeGraph")
     n_random: int = Field(20, ge=1, le=1000, description="random graphs of the normalised measures")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of random graphs and community detection")
+    fan_out_blocks: int = Field(8, ge=1, le=100_000, description="a volume of more blocks than this is segmented "
+                                "as one step per group of blocks, spread over the segmentation replicas, then "
+                                "gathered (needs raw as a stored array, whose shape tells the blocks)")
+    blocks_per_step: int = Field(4, ge=1, le=100_000, description="blocks of one fan-out step")
 
     @field_validator("voxel_size_nm")
     @classmethod
@@ -131,7 +156,47 @@ INPUTS = (
 )
 
 
-def _template(params: EmToConnectomeParams, inputs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def n_blocks(shape: Sequence[int], block_shape: Sequence[int] | None) -> int:
+    """Blocks of the segmentation's tiling of a ``(z, y, x)`` volume (the service's default block shape
+    when unset): the last block along an axis may be smaller.
+
+    >>> n_blocks((32, 64, 64), (16, 32, 32)), n_blocks((32, 64, 64), None)
+    (8, 1)
+    """
+    blocks = tuple(block_shape or DEFAULT_BLOCK_SHAPE)
+    return math.prod(-(-int(n) // int(b)) for n, b in zip(shape, blocks))
+
+
+def _segment_steps(params: EmToConnectomeParams, segment_params: dict[str, Any], segment_inputs: dict[str, Any],
+                   count: int) -> list[dict[str, Any]]:
+    """The fan-out of ``segment`` over ``count`` blocks: the blocks' boundaries a group per step, then
+    their fragments (each group reads every block's boundaries: a block's halo sees its
+    neighbours'), then ``segment`` gathers them (MergeSegmentBlocks: the same outputs as Segment)."""
+    per = params.blocks_per_step
+    groups = [list(range(start, min(start + per, count))) for start in range(0, count, per)]
+    # The block stages read neither the thresholds nor the ground truth: left out, so that the step
+    # cache reuses the blocks when only those change.
+    tiling = {k: v for k, v in segment_params.items() if k not in ("thresholds", "min_segment_size")}
+    tiling_inputs = {f"segment.{k}": v for k, v in segment_inputs.items() if k != "ground_truth.ref"}
+    boundaries = {k: output(f"boundaries-{g}", f"boundaries.{k - group[0]}")
+                  for g, group in enumerate(groups) for k in group}
+    fragments = {k: output(f"fragments-{g}", f"fragments.{k - group[0]}") for g, group in enumerate(groups) for k in group}
+    steps = [step(f"boundaries-{g}", "segmentation", "SegmentBlocks",
+                  {"segment": tiling, "stage": "SEGMENT_BLOCKS_STAGE_BOUNDARIES", "block_indices": group},
+                  tiling_inputs) for g, group in enumerate(groups)]
+    steps += [step(f"fragments-{g}", "segmentation", "SegmentBlocks",
+                   {"segment": tiling, "stage": "SEGMENT_BLOCKS_STAGE_FRAGMENTS", "block_indices": group},
+                   {**tiling_inputs, **{f"block_boundaries.{k}": boundaries[k] for k in range(count)}})
+              for g, group in enumerate(groups)]
+    steps.append(step("segment", "segmentation", "MergeSegmentBlocks", {"segment": segment_params}, {
+        **{f"segment.{k}": v for k, v in segment_inputs.items()},
+        **{f"block_boundaries.{k}": boundaries[k] for k in range(count)},
+        **{f"block_fragments.{k}": fragments[k] for k in range(count)}}))
+    return steps
+
+
+def _template(params: EmToConnectomeParams, inputs: dict[str, dict[str, Any]],
+              shapes: dict[str, tuple[int, ...]]) -> list[dict[str, Any]]:
     segment_params: dict[str, Any] = {"thresholds": list(params.thresholds),
                                       "min_segment_size": params.min_segment_size}
     segment_inputs: dict[str, Any] = {"raw.ref": inputs["raw"]}
@@ -154,7 +219,11 @@ def _template(params: EmToConnectomeParams, inputs: dict[str, dict[str, Any]]) -
     if params.min_seed_distance is not None:
         watershed["min_seed_distance"] = params.min_seed_distance
     segment_params["watershed"] = watershed
-    steps = [step("segment", "segmentation", "Segment", segment_params, segment_inputs)]
+    count = n_blocks(shapes["raw"], params.block_shape) if len(shapes.get("raw", ())) == 3 else 0
+    if count > params.fan_out_blocks:
+        steps = _segment_steps(params, segment_params, segment_inputs, count)
+    else:
+        steps = [step("segment", "segmentation", "Segment", segment_params, segment_inputs)]
 
     contact_params: dict[str, Any] = {"min_contact_faces": params.min_contact_faces,
                                       "measures": measures_options(params.measures, seed=params.seed)}
@@ -177,4 +246,4 @@ EM_TO_CONNECTOME = Pipeline(
     description="Segment neurons in an EM volume (classical boundaries or a trained checkpoint; several "
                 "agglomeration thresholds in one run, scored against ground truth when given), then build the "
                 "contact graph of the chosen threshold's segmentation with its graph measures.",
-    params_model=EmToConnectomeParams, inputs=INPUTS, template=_template)
+    params_model=EmToConnectomeParams, inputs=INPUTS, template=_template, shape_inputs=("raw",))
