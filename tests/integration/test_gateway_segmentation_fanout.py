@@ -39,7 +39,7 @@ from runtime_support.processes import ServiceProcess
 from services.common.registry import discover_services
 from services.common.settings import Settings
 from services.common.store import ArtifactStore
-from test_gateway_support import calls, started, wait_for
+from test_gateway_support import calls, client, gateway_process, started, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -169,6 +169,27 @@ def test_fanned_out_over_two_replicas_equals_one_call(services, store, jobs, vol
     assert len(np.unique(fanned)) > 5
     graph, reference = (output(store, r, "contacts", "report")["result"] for r in (record, single))
     assert (graph["nNodes"], graph["nEdges"]) == (reference["nNodes"], reference["nEdges"])
+
+
+def test_over_http_the_gateway_reads_the_volume_shape_and_fans_out(services, store, volume, one_call, s3_server,
+                                                                   module_bucket, tmp_path):
+    labels, _ = one_call
+    gateway = gateway_process(tmp_path / "gateway.log", s3_server, module_bucket, f"sqlite:///{tmp_path / 'jobs.db'}",
+                              {name: [p.address for p in group] for name, group in services.items()})
+    gateway.start()
+    try:
+        lab = client(gateway)
+        lab.upload_array("em/raw", store.get_array(volume["raw"]))     # the tenant's own copy, by HTTP
+        job = lab.run_pipeline("em-to-connectome", inputs={"raw": "em/raw"}, params=FANNED)
+        assert [s["method"] for s in job["steps"]] == ["SegmentBlocks"] * 8 + ["MergeSegmentBlocks", "ContactGraph"]
+        done = lab.wait(job["id"], timeout_s=300)
+        assert done["state"] == "succeeded", done.get("error")
+        segment = next(s for s in done["steps"] if s["id"] == "segment")
+        out = segment["outputs"]["segmentations.0.labels"]
+        fanned = store.get_array(ArtifactRef(key=out["uri"].split("/", 3)[3], sha256=out["sha256"]))
+        assert np.array_equal(fanned, labels)
+    finally:
+        gateway.stop()
 
 
 def test_a_replica_killed_mid_fan_out_hands_its_blocks_to_the_other(services, store, jobs, volume):
