@@ -6,6 +6,13 @@ content-addressed prefix of the outputs and return the stored result if a previo
 else open the inputs (:mod:`.volumes`: lazily, whatever their size), run the work in a worker
 thread holding a compute slot while its progress streams, and store the outputs.
 
+``SegmentBlocks`` and ``MergeSegmentBlocks`` are ``Segment`` in pieces, for a volume spread over
+replicas: boundaries or fragments of some blocks (each block's core its own array, under a key of
+the segmentation's inputs and options, so any replica reuses a block done once), then the merge
+of all blocks. All three run the same stage functions (:meth:`SegmentationServicer._fill_values`,
+:func:`.pipeline.watershed_fragments` / :func:`.pipeline.block_fragments`,
+:meth:`SegmentationServicer._finish`), so the pieces give exactly what one ``Segment`` gives.
+
 Volumes are never loaded whole: ``Segment`` reads and writes block by block (:mod:`.pipeline`),
 so only a block with its halo must fit in ``NEUROMESH_MAX_INPUT_BYTES``; ``TrainBoundaryModel``
 reads its training and validation regions, each of which must fit. Outputs of a ``Segment`` that
