@@ -341,10 +341,63 @@ def tune_pipeline(affinities: np.ndarray, gt: np.ndarray, grid: dict) -> tuple[d
                 s = scores_dict(cut(trees[key], trial["merge_threshold"], min_size), gt)
                 trials.append({**trial, "min_size": int(min_size), **s})
     best = min(trials, key=lambda t: t["arand"])
-    params = {k: best[k] for k in ("reduce", "smooth", "ws_threshold", "min_seed_distance", "max_seed_depth",
-                                   "merge_threshold",
-                                   "min_size")}
+    params = {k: best[k] for k in PARAM_KEYS}
     return params, trials
+
+
+PARAM_KEYS = ("reduce", "smooth", "ws_threshold", "min_seed_distance", "max_seed_depth", "merge_threshold", "min_size")
+FRAGMENT_KEYS = PARAM_KEYS[:5]
+
+
+def blockwise_geometry(args, params: dict, shape) -> tuple[tuple, tuple]:
+    """Block shape (``--blocks`` per axis) and halo (``--halo``, grown to cap + seed distance
+    for capped seed depths, where blocks then find the whole volume's seeds)."""
+    block_shape = tuple(-(-s // n) for s, n in zip(shape, args.blocks))
+    wanted = args.halo
+    if params["max_seed_depth"] is not None:
+        reach = math.ceil(params["max_seed_depth"]) + params["min_seed_distance"]
+        wanted = [max(h, reach) for h in wanted]
+    return block_shape, tuple(min(h, b) for h, b in zip(wanted, block_shape))
+
+
+def run_blockwise(args, affinities: np.ndarray, params: dict, stitch: bool) -> tuple[np.ndarray, float, int, int]:
+    """Segmentation, seconds, fragments and blocks of the blockwise pipeline with these parameters."""
+    block_shape, halo = blockwise_geometry(args, params, affinities.shape[1:])
+    start = time.perf_counter()
+    result = blockwise_segmentation(affinities, fragment_fn(params), affinities, block_shape=block_shape,
+                                    halo=halo, threshold=params["merge_threshold"], stitch=stitch)
+    segmented = result.segmentation
+    if params["min_size"] > 1:
+        segmented = remove_small_fragments(segmented, params["min_size"])
+    return segmented, time.perf_counter() - start, int(np.count_nonzero(np.unique(result.fragments))), \
+        len(result.blocks)
+
+
+def choose_blockwise_consistent(args, affinities: np.ndarray, gt: np.ndarray, trials: list) -> tuple[dict, list]:
+    """The parameters, chosen on validation, for both goals: lowest whole-volume ARAND among
+    the candidates whose blockwise ARAND (stitched) is within ``BLOCKWISE_TOLERANCE`` of their
+    whole-volume one, on the validation slab; the best ``CONSISTENCY_CANDIDATES`` fragment
+    settings (each at its best cut) are tried. None consistent: the lowest ARAND, as before."""
+    best_per_setting = {}
+    for trial in sorted(trials, key=lambda t: t["arand"]):
+        best_per_setting.setdefault(tuple(trial[k] for k in FRAGMENT_KEYS), trial)
+    candidates = list(best_per_setting.values())[:CONSISTENCY_CANDIDATES]
+    checked = []
+    for trial in candidates:
+        params = {k: trial[k] for k in PARAM_KEYS}
+        segmented, _, _, _ = run_blockwise(args, affinities, params, args.stitch)
+        blockwise_arand = scores_dict(segmented, gt)["arand"]
+        checked.append({**params, "arand": trial["arand"], "blockwise_arand": blockwise_arand,
+                        "difference": blockwise_arand - trial["arand"]})
+        log(f"  blockwise on validation {params}: ARAND {trial['arand']:.4f}, blockwise {blockwise_arand:.4f}")
+    consistent = [c for c in checked if abs(c["difference"]) <= BLOCKWISE_TOLERANCE]
+    chosen = min(consistent or checked, key=lambda c: c["arand"])
+    return {k: chosen[k] for k in PARAM_KEYS}, checked
+
+
+#: the validation choice asks of a candidate half the goal's margin (0.01) between blockwise and whole
+BLOCKWISE_TOLERANCE = 0.005
+CONSISTENCY_CANDIDATES = 4
 
 
 # ------------------------------------------------------------------------------------------------
@@ -403,6 +456,10 @@ def run(args) -> dict:
     val_raw, val_gt, _ = slabs["val"]
     val_affinities = predict(args, model, val_raw)
     params, trials = tune_pipeline(val_affinities, val_gt, grid)
+    log(f"lowest validation ARAND: {params}")
+    consistency_trials = []
+    if args.consistent_choice:
+        params, consistency_trials = choose_blockwise_consistent(args, val_affinities, val_gt, trials)
     log(f"chosen: {params}")
     # the inference precision is checked on validation too: the chosen parameters on float32
     # affinities against the ones used
@@ -439,24 +496,9 @@ def run(args) -> dict:
 
     log("scoring slab: scores and the blockwise run")
     scores = {"neuromesh": scores_dict(segmentation, gt), "baseline": scores_dict(baseline, gt)}
-    block_shape = tuple(-(-s // n) for s, n in zip(raw.shape, args.blocks))
-    # with capped seed depths a halo of cap + seed distance gives every block the whole
-    # volume's seeds (seeded_watershed's max_seed_depth); grow the halo to that where needed
-    wanted = args.halo
-    if params["max_seed_depth"] is not None:
-        reach = math.ceil(params["max_seed_depth"]) + params["min_seed_distance"]
-        wanted = [max(h, reach) for h in wanted]
-    halo = tuple(min(h, b) for h, b in zip(wanted, block_shape))
-    blockwise_runs = {}
-    for stitch in (True, False):
-        start = time.perf_counter()
-        result = blockwise_segmentation(affinities, fragment_fn(params), affinities, block_shape=block_shape,
-                                        halo=halo, threshold=params["merge_threshold"], stitch=stitch)
-        segmented = result.segmentation
-        if params["min_size"] > 1:
-            segmented = remove_small_fragments(segmented, params["min_size"])
-        blockwise_runs[stitch] = (segmented, time.perf_counter() - start, int(np.count_nonzero(np.unique(result.fragments))))
-    blockwise, blockwise_s, n_block_fragments = blockwise_runs[args.stitch]
+    block_shape, halo = blockwise_geometry(args, params, raw.shape)
+    blockwise_runs = {stitch: run_blockwise(args, affinities, params, stitch) for stitch in (True, False)}
+    blockwise, blockwise_s, n_block_fragments, n_blocks = blockwise_runs[args.stitch]
     throughput = {"inference": n_voxels / median["inference_s"] / 1e6,
                   "pipeline": n_voxels / median["pipeline_s"] / 1e6,
                   "baseline": n_voxels / median["baseline_s"] / 1e6,
@@ -464,7 +506,6 @@ def run(args) -> dict:
                   "blockwise_pipeline": n_voxels / (median["inference_s"] + blockwise_s) / 1e6}
     scores["blockwise"] = scores_dict(blockwise, gt)
     unstitched = scores_dict(blockwise_runs[False][0], gt)
-    n_blocks = len(result.blocks)
     n_fragments = int(np.count_nonzero(np.unique(fragment_fn(params)(affinities))))
 
     ours, ref = scores["neuromesh"], scores["baseline"]
@@ -485,7 +526,8 @@ def run(args) -> dict:
                       "precision": args.precision, "channels_last": args.channels_last},
         "params": params, "baseline_params": baseline_params, "validation_scores": val_scores,
         "validation_trials": trials, "baseline_trials": baseline_trials,
-        "precision_check_validation_arand": precision_check,
+        "precision_check_validation_arand": precision_check, "consistent_choice": args.consistent_choice,
+        "blockwise_validation_trials": consistency_trials,
         "scores": scores, "blockwise": {"blocks": n_blocks, "block_shape": list(block_shape), "halo": list(halo),
                                         "stitch": args.stitch, "seconds": blockwise_s,
                                         "arand_difference": scores["blockwise"]["arand"] - ours["arand"],
@@ -566,6 +608,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="inference arithmetic (the float32 result is scored on validation alongside)")
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                         help="inference in the default memory layout instead of channels_last_3d")
+    parser.add_argument("--lowest-arand-choice", dest="consistent_choice", action="store_false",
+                        help="choose the parameters by validation ARAND alone, not also by the blockwise "
+                             "run's agreement on validation")
     parser.add_argument("--no-stitch", dest="stitch", action="store_false",
                         help="blockwise without stitching fragments across block faces (both are run; this "
                              "picks which one is the blockwise row)")
