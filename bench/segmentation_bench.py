@@ -19,15 +19,17 @@ never share a voxel:
 NeuroMesh pipeline (``services.segmentation.core``):
 
 1. :func:`train_boundary_model` (nearest-neighbour affinities, balanced BCE, flips, transposes
-   and intensity jitter) on the training slab for ``--train-minutes`` of wall time on
+   and intensity jitter; Adam with a cosine-decayed rate, ``--lr-schedule``) on the training slab for ``--train-minutes`` of wall time on
    ``--threads`` torch threads: a few iterations are timed first, the iteration count is set from
    that, and a deadline at 1.25x the budget stops a run that the machine slowed down (the last
    checkpoint is used then). The model is saved under ``~/.cache/neuromesh/bench/``;
    ``--reuse-model`` loads it instead of training (same architecture, patch, rate and seed).
 2. :func:`predict_affinities` over the slab (``--infer-patch``, ``--infer-overlap``,
-   ``--infer-batch``);
+   ``--infer-batch``; bfloat16 in the channels_last_3d layout, ``--precision``; the float32
+   result at the chosen parameters is scored on validation alongside);
 3. :func:`affinities_to_boundaries` (``min`` or ``mean`` of each voxel's links, optionally
-   Gaussian-smoothed), :func:`seeded_watershed` fragments (distance-transform seeds);
+   Gaussian-smoothed), :func:`seeded_watershed` fragments (distance-transform seeds, capped at
+   a depth or not; the native bucket-queue flood);
 4. :func:`region_adjacency_graph` on the affinities and :func:`agglomerate` (average linkage on
    mean affinity), cut at a threshold; :func:`remove_small_fragments`.
 
@@ -43,8 +45,14 @@ score (:func:`segmentation_scores`; ground-truth label 0 ignored); throughput in
 second of the scoring slab: the U-Net inference alone, the whole NeuroMesh pipeline (inference,
 boundaries, watershed, graph, agglomeration, cut, clean-up) and the whole baseline (smoothing,
 seeds, watershed), medians over ``--repeats`` runs, the side that goes first alternating; and
-the ARAND of :func:`blockwise_segmentation` (``--blocks`` per axis, ``--halo``) on the same
-affinities and parameters against the whole-volume result.
+the ARAND of :func:`blockwise_segmentation` (``--blocks`` per axis, ``--halo`` grown to the
+seed cap plus the seed distance where seeds are capped) on the same affinities and parameters
+against the whole-volume result, stitched across block faces and not.
+
+The parameters are chosen on the validation slab for both goals: the best four fragment
+settings (each at its best cut) are run blockwise on validation too, and the one with the lowest
+ARAND among those whose blockwise ARAND is within 0.005 of their whole-volume ARAND is taken
+(none such: the lowest ARAND; ``--lowest-arand-choice`` skips this and takes the lowest ARAND).
 
 Ratios (JSON ``"ratio"``, positive by convention; a non-positive one, possible only in tiny runs,
 is left out): ``arand``, ``voi``, ``cremi`` = NeuroMesh / baseline (below 1 is better);
