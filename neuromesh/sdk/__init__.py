@@ -16,7 +16,8 @@ module            what is there
                   compare_learning_rules
 ``simulation``    ``client.simulation``: simulate, estimate_memory, bayesian_observer,
                   train_predictive_coding; network builders
-``segmentation``  ``client.segmentation``: train_boundary_model, segment, score
+``segmentation``  ``client.segmentation``: train_boundary_model, segment, segment_blocks,
+                  merge_segment_blocks, score
 ``connectomics``  ``client.connectomics``: diffusion_connectome, contact_graph,
                   simulated_connectome, analyze_graph
 ``results``       :class:`Result`, :class:`Section`, :class:`Artifact`: lazy access to outputs
@@ -52,8 +53,8 @@ from .progress import ProgressEvent
 from .reduction import (CircuitInference, FitResult, FixedPointSearch, LearningRuleComparison, ReductionClient,
                         ReductionScoreResult, TransformResult)
 from .results import Artifact, Result, Section
-from .segmentation import (BoundaryModel, SegmentationClient, SegmentationScoreResult, SegmentResult,
-                           ThresholdSegmentation)
+from .segmentation import (BoundaryModel, SegmentationClient, SegmentationScoreResult, SegmentBlocksResult,
+                           SegmentResult, ThresholdSegmentation)
 from .simulation import (BayesianObserverResult, MemoryEstimate, PredictiveCodingResult, SimulationClient,
                          SimulationResult, cortical_column, network_message, vogels_abbott)
 
@@ -65,7 +66,7 @@ __all__ = [
     "GatewayUnreachable", "GraphAnalysis", "Internal",
     "InvalidArgument", "MemoryEstimate", "NeuroMeshError", "NotFound", "OutOfRange", "PermissionDenied",
     "PredictResult", "ProgressEvent", "ReductionClient", "ReductionScoreResult", "RepresentationComparison",
-    "ResourceExhausted", "Result", "RetryPolicy", "Section", "SegmentResult", "SegmentationClient",
+    "ResourceExhausted", "Result", "RetryPolicy", "Section", "SegmentBlocksResult", "SegmentResult", "SegmentationClient",
     "SegmentationScoreResult", "SimulatedConnectomeResult", "SimulationClient", "SimulationResult",
     "ThresholdSegmentation", "TlsConfig", "TrainResult", "TransformResult", "Unauthenticated", "Unavailable",
     "Unimplemented", "UploadStats", "cortical_column", "default_endpoints", "find_state_dir", "measures_options",

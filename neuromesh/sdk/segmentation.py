@@ -157,6 +157,18 @@ class SegmentResult(Result):
                                   f"result.segmentation(threshold)", field=field) from None
 
 
+class SegmentBlocksResult(Result):
+    """One stage of some blocks (result of SegmentBlocks): ``stage``, ``block_indices``, and per
+    block, in that order, ``boundaries`` or ``fragments`` (stored arrays of each block's core),
+    with the tiling's ``n_blocks``, ``block_shape`` and ``halo``.
+
+    Examples
+    --------
+    >>> part.block_indices, len(part.boundaries), part.n_blocks          # doctest: +SKIP
+    (array([0, 1, 2, 3]), 4, 8)
+    """
+
+
 class SegmentationScoreResult(Result):
     """Scores of a segmentation against ground truth (answer of Score): ``scores`` with
     ``voi_split``, ``voi_merge``, ``voi``, ``adapted_rand_error``, ``rand_precision``,
@@ -314,6 +326,19 @@ class SegmentationClient(ServiceClient):
         >>> seg.segmentation().scores.adapted_rand_error                                          # doctest: +SKIP
         0.08
         """
+        request = self._segment_request(
+            raw, model=model, classical=classical, raw_dataset=raw_dataset, voxel_size_nm=voxel_size_nm,
+            block_shape=block_shape, halo=halo, thresholds=thresholds, min_segment_size=min_segment_size,
+            ground_truth=ground_truth, ground_truth_dataset=ground_truth_dataset, watershed=watershed,
+            patch_shape=patch_shape)
+        return self._stream("Segment", request, SegmentResult, timeout=timeout, progress=progress,
+                            on_progress=on_progress)
+
+    def _segment_request(self, raw: Any, *, model: Any, classical: Any, raw_dataset: str,
+                         voxel_size_nm: Sequence[float], block_shape: Sequence[int], halo: Sequence[int],
+                         thresholds: Sequence[float], min_segment_size: int, ground_truth: Any,
+                         ground_truth_dataset: str, watershed: Any, patch_shape: Sequence[int]) -> S.SegmentRequest:
+        """The SegmentRequest of :meth:`segment`'s arguments, checked here and inputs uploaded."""
         if model is not None and classical not in (None, False):
             raise InvalidArgument("give either model (a trained U-Net) or classical boundaries, not both",
                                   field="classical")
@@ -354,8 +379,93 @@ class SegmentationClient(ServiceClient):
         if ground_truth is not None:
             request.ground_truth.CopyFrom(volume(self.artifacts, ground_truth, field="ground_truth",
                                                  dataset=ground_truth_dataset))
-        return self._stream("Segment", request, SegmentResult, timeout=timeout, progress=progress,
+        return request
+
+    def segment_blocks(self, raw: Any, *, stage: str, block_indices: Sequence[int],
+                       block_boundaries: Sequence[Any] = (), model: Any = None, classical: Any = None,
+                       raw_dataset: str = "", voxel_size_nm: Sequence[float] = (), block_shape: Sequence[int] = (),
+                       halo: Sequence[int] = (), watershed: Any = None, patch_shape: Sequence[int] = (),
+                       progress: bool | None = None, on_progress: ProgressCallback | None = None,
+                       timeout: float | None = None) -> "SegmentBlocksResult":
+        """One stage of some blocks of :meth:`segment`'s tiling, for a segmentation spread over replicas.
+
+        ``stage="boundaries"`` stores each block's core of the boundary map (or affinities);
+        ``stage="fragments"`` its watershed fragments, numbered as the whole run numbers them, and
+        needs ``block_boundaries``: every block's boundaries in block order (the ``boundaries``
+        of the first stage's results, gathered). :meth:`merge_segment_blocks` then finishes the
+        segmentation. The other arguments are :meth:`segment`'s and must be the same in every call
+        of one segmentation.
+
+        Examples
+        --------
+        >>> first = client.segmentation.segment_blocks(raw, stage="boundaries", block_indices=range(8),
+        ...                                            block_shape=(32, 64, 64))                   # doctest: +SKIP
+        >>> frags = client.segmentation.segment_blocks(raw, stage="fragments", block_indices=range(8),
+        ...                                            block_boundaries=first.boundaries,
+        ...                                            block_shape=(32, 64, 64))                   # doctest: +SKIP
+        >>> seg = client.segmentation.merge_segment_blocks(raw, block_boundaries=first.boundaries,
+        ...                                                block_fragments=frags.fragments,
+        ...                                                block_shape=(32, 64, 64))              # doctest: +SKIP
+        """
+        stages = {"boundaries": S.SEGMENT_BLOCKS_STAGE_BOUNDARIES, "fragments": S.SEGMENT_BLOCKS_STAGE_FRAGMENTS}
+        if stage not in stages:
+            raise InvalidArgument(f"stage must be one of {sorted(stages)}, got {stage!r}", field="stage")
+        indices = [integer(i, field="block_indices", minimum=0) for i in block_indices]
+        if not indices:
+            raise InvalidArgument("block_indices is empty: name the blocks to compute", field="block_indices")
+        if stage == "fragments" and not block_boundaries:
+            raise InvalidArgument("stage 'fragments' needs block_boundaries: every block's boundaries",
+                                  field="block_boundaries")
+        segment = self._segment_request(
+            raw, model=model, classical=classical, raw_dataset=raw_dataset, voxel_size_nm=voxel_size_nm,
+            block_shape=block_shape, halo=halo, thresholds=(), min_segment_size=0, ground_truth=None,
+            ground_truth_dataset="", watershed=watershed, patch_shape=patch_shape)
+        request = S.SegmentBlocksRequest(segment=segment, stage=stages[stage], block_indices=indices)
+        request.block_boundaries.extend(self._refs(block_boundaries, "block_boundaries"))
+        return self._stream("SegmentBlocks", request, SegmentBlocksResult, timeout=timeout, progress=progress,
                             on_progress=on_progress)
+
+    def merge_segment_blocks(self, raw: Any, *, block_boundaries: Sequence[Any], block_fragments: Sequence[Any],
+                             model: Any = None, classical: Any = None, raw_dataset: str = "",
+                             voxel_size_nm: Sequence[float] = (), block_shape: Sequence[int] = (),
+                             halo: Sequence[int] = (), thresholds: Sequence[float] = (), min_segment_size: int = 0,
+                             ground_truth: Any = None, ground_truth_dataset: str = "", watershed: Any = None,
+                             patch_shape: Sequence[int] = (), progress: bool | None = None,
+                             on_progress: ProgressCallback | None = None,
+                             timeout: float | None = None) -> SegmentResult:
+        """Finish a segmentation whose blocks :meth:`segment_blocks` computed: the graph, the
+        agglomeration, one segmentation per threshold, tables, scores, figure. The same
+        :class:`SegmentResult` as :meth:`segment` with the same arguments.
+
+        Examples
+        --------
+        >>> seg = client.segmentation.merge_segment_blocks(raw, block_boundaries=first.boundaries,
+        ...                                                block_fragments=frags.fragments,
+        ...                                                thresholds=[0.5], block_shape=(32, 64, 64))  # doctest: +SKIP
+        >>> seg.segmentation().n_segments                                                          # doctest: +SKIP
+        311
+        """
+        segment = self._segment_request(
+            raw, model=model, classical=classical, raw_dataset=raw_dataset, voxel_size_nm=voxel_size_nm,
+            block_shape=block_shape, halo=halo, thresholds=thresholds, min_segment_size=min_segment_size,
+            ground_truth=ground_truth, ground_truth_dataset=ground_truth_dataset, watershed=watershed,
+            patch_shape=patch_shape)
+        request = S.MergeSegmentBlocksRequest(segment=segment)
+        request.block_boundaries.extend(self._refs(block_boundaries, "block_boundaries"))
+        request.block_fragments.extend(self._refs(block_fragments, "block_fragments"))
+        return self._stream("MergeSegmentBlocks", request, SegmentResult, timeout=timeout, progress=progress,
+                            on_progress=on_progress)
+
+    def _refs(self, values: Sequence[Any], field: str) -> list:
+        """Stored arrays (Artifacts of earlier results, ArtifactRefs, ``s3://`` URIs) as refs; nothing is uploaded."""
+        refs = []
+        for i, value in enumerate(values):
+            ref = self.artifacts.named_ref(value, field=f"{field}[{i}]")
+            if ref is None:
+                raise InvalidArgument(f"{field}[{i}] must be a stored array (an Artifact of an earlier result, "
+                                      f"an ArtifactRef or an s3:// URI), got {type(value).__name__}", field=field)
+            refs.append(ref)
+        return refs
 
     def score(self, segmentation: Any, ground_truth: Any, *, segmentation_dataset: str = "",
               ground_truth_dataset: str = "", timeout: float | None = None) -> SegmentationScoreResult:

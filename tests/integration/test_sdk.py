@@ -212,6 +212,37 @@ def test_a_tiff_stack_path_is_uploaded_and_segmented(client, segmented, em_volum
     assert table["voxel_count"].sum() == np.count_nonzero(labels)
 
 
+def test_blocks_segmented_in_two_groups_and_merged_equal_one_segment_call(client, segmented, em_volume):
+    result, path = segmented
+    _, truth = em_volume
+    tiling = dict(voxel_size_nm=VOXEL_NM, block_shape=(16, 16, 32), halo=(4, 4, 4))
+    whole = client.segmentation.segment(path, thresholds=[0.5], min_segment_size=20, **tiling)
+    groups = [[0, 2], [1, 3]]
+    first = [client.segmentation.segment_blocks(path, stage="boundaries", block_indices=g, **tiling) for g in groups]
+    assert first[0].n_blocks == 4 and list(first[0].block_indices) == [0, 2]
+    boundaries = [None] * 4
+    for part in first:
+        for index, artifact in zip(part.block_indices, part.boundaries):
+            boundaries[int(index)] = artifact
+    second = [client.segmentation.segment_blocks(path, stage="fragments", block_indices=g,
+                                                 block_boundaries=boundaries, **tiling) for g in groups]
+    fragments = [None] * 4
+    for part in second:
+        for index, artifact in zip(part.block_indices, part.fragments):
+            fragments[int(index)] = artifact
+    merged = client.segmentation.merge_segment_blocks(path, block_boundaries=boundaries, block_fragments=fragments,
+                                                      thresholds=[0.5], min_segment_size=20, ground_truth=truth,
+                                                      **tiling)
+    np.testing.assert_array_equal(merged.labels(), whole.labels())
+    assert merged.segmentation(0.5).scores.adapted_rand_error < 0.3
+    with pytest.raises(InvalidArgument) as err:
+        client.segmentation.segment_blocks(path, stage="fragments", block_indices=[0], **tiling)
+    assert err.value.field == "block_boundaries"
+    with pytest.raises(InvalidArgument) as err:
+        client.segmentation.segment_blocks(path, stage="boundaries", block_indices=[9], **tiling)
+    assert "block_indices" in err.value.field
+
+
 def test_contact_graph_of_the_segmentation_counts_shared_faces(client, segmented):
     result, _ = segmented
     labels = result.labels().astype(np.int64)

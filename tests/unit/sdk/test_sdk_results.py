@@ -126,6 +126,7 @@ ANSWERS = {
     reduction.TransformResult: R.TransformResponse, reduction.ReductionScoreResult: R.ScoreResponse,
     simulation.SimulationResult: S.SimulateResult, simulation.MemoryEstimate: S.EstimateMemoryResponse,
     segmentation.BoundaryModel: SEG.TrainBoundaryModelResult, segmentation.SegmentResult: SEG.SegmentResult,
+    segmentation.SegmentBlocksResult: SEG.SegmentBlocksResult,
     segmentation.SegmentationScoreResult: SEG.ScoreResponse,
     connectomics.DiffusionConnectomeResult: C.DiffusionConnectomeResult,
     connectomics.ContactGraphResult: C.ContactGraphResult,
