@@ -299,12 +299,14 @@ def test_metrics_endpoint_on_port_zero_reports_its_port_and_releases_it():
 def test_every_method_of_a_service_has_its_series_at_zero_before_any_call():
     from prometheus_client import REGISTRY
 
-    from neuromesh.segmentation.v1 import segmentation_pb2  # noqa: F401  (registers the descriptor)
+    from neuromesh.segmentation.v1 import segmentation_pb2  # registers the descriptor
     from services.common.metrics import declare_service_series
 
     name = "neuromesh.segmentation.v1.SegmentationService"
-    assert declare_service_series(name) == 3
-    for method, kind in (("Segment", "SERVER_STREAM"), ("Score", "UNARY"), ("TrainBoundaryModel", "SERVER_STREAM")):
+    methods = segmentation_pb2.DESCRIPTOR.services_by_name["SegmentationService"].methods
+    assert declare_service_series(name) == len(methods) >= 5
+    for method, kind in (("Segment", "SERVER_STREAM"), ("Score", "UNARY"), ("TrainBoundaryModel", "SERVER_STREAM"),
+                         ("SegmentBlocks", "SERVER_STREAM"), ("MergeSegmentBlocks", "SERVER_STREAM")):
         labels = {"grpc_type": kind, "grpc_service": name, "grpc_method": method}
         assert REGISTRY.get_sample_value("grpc_server_started_total", labels) is not None
         assert REGISTRY.get_sample_value("grpc_server_handled_total", {**labels, "grpc_code": "OK"}) is not None
