@@ -32,7 +32,7 @@ from services.common.errors import RequestError
 
 from .core.unet import UNetConfig, check_input_shape
 
-__all__ = ["RequestError", "SegmentOptions", "TrainOptions", "box_slices", "check_volume", "segment_options",
+__all__ = ["RequestError", "SegmentOptions", "check_seed_depth_halo", "TrainOptions", "box_slices", "check_volume", "segment_options",
            "train_options", "unet_config", "unet_config_message", "per_axis"]
 
 AXES = ("z", "y", "x")
@@ -231,6 +231,10 @@ class SegmentOptions:
     patch_shape: tuple[int, int, int] | None
     classical_sigma_nm: float
     bright_membranes: bool
+    #: cap of the seeds' distance transform in nm (the units of ``voxel_size``); None: no cap
+    max_seed_depth: float | None = None
+    #: join the fragments that block faces cut before the graph (the request's ``no_stitching`` unset)
+    stitch: bool = True
 
     def classical_sigma_voxels(self) -> tuple[float, float, float]:
         """The classical Gaussian's sigma per axis in voxels: one physical width on every axis."""
@@ -266,6 +270,12 @@ def segment_options(request: S.SegmentRequest) -> SegmentOptions:
     if min_seed < 0:
         raise RequestError(f"watershed.min_seed_distance must be >= 0, got {min_seed}",
                            field="watershed.min_seed_distance")
+    max_seed_depth = None
+    if ws.HasField("max_seed_depth"):
+        max_seed_depth = float(ws.max_seed_depth)
+        if not (math.isfinite(max_seed_depth) and max_seed_depth >= 0):
+            raise RequestError(f"watershed.max_seed_depth must be a finite number >= 0 (nm; unset: no cap), got "
+                               f"{ws.max_seed_depth}", field="watershed.max_seed_depth")
     if ws.affinity_reduction not in _REDUCTIONS:
         raise RequestError(f"watershed.affinity_reduction: unknown value {ws.affinity_reduction}",
                            field="watershed.affinity_reduction")
@@ -277,7 +287,38 @@ def segment_options(request: S.SegmentRequest) -> SegmentOptions:
                           boundary_threshold=float(boundary_threshold), min_seed_distance=int(min_seed),
                           per_section=ws.per_section, affinity_reduction=_REDUCTIONS[ws.affinity_reduction],
                           patch_shape=per_axis(request.patch_shape, "patch_shape", minimum=1),
-                          classical_sigma_nm=float(sigma), bright_membranes=request.classical.bright_membranes)
+                          classical_sigma_nm=float(sigma), bright_membranes=request.classical.bright_membranes,
+                          max_seed_depth=max_seed_depth, stitch=not request.no_stitching)
+
+
+def check_seed_depth_halo(options: SegmentOptions, shape) -> None:
+    """Refuse a capped seed depth that the halo does not cover along an axis split into blocks.
+
+    With the distance transform capped at ``max_seed_depth``, a block's seeds are the whole
+    volume's only where its halo reaches ``max_seed_depth + min_seed_distance`` beyond its core
+    (``seeded_watershed``): a smaller halo would quietly give blocks other seeds than the whole
+    volume, the very difference the cap is asked for to remove, so it is bad input rather than
+    a warning. An axis of one block has no block face, so its halo does not matter.
+
+    >>> from neuromesh.segmentation.v1 import segmentation_pb2 as S
+    >>> request = S.SegmentRequest(block_shape=[8, 32, 32], halo=[4, 6, 6],
+    ...                            watershed=S.WatershedOptions(max_seed_depth=6.0))
+    >>> check_seed_depth_halo(segment_options(request), (8, 64, 64))
+    Traceback (most recent call last):
+    ...
+    services.common.errors.RequestError: watershed.max_seed_depth 6 nm needs a halo of at least 8 voxels along y (the cap in voxels of 1 nm plus min_seed_distance 2), but halo is (4, 6, 6): grow the halo or lower the cap
+    """
+    if options.max_seed_depth is None:
+        return
+    for axis, n, block, halo, size in zip(AXES, shape, options.block_shape, options.halo, options.voxel_size):
+        if n <= block:
+            continue
+        need = math.ceil(options.max_seed_depth / size) + options.min_seed_distance
+        if halo < need:
+            raise RequestError(f"watershed.max_seed_depth {options.max_seed_depth:g} nm needs a halo of at least "
+                               f"{need} voxels along {axis} (the cap in voxels of {size:g} nm plus min_seed_distance "
+                               f"{options.min_seed_distance}), but halo is {options.halo}: grow the halo or lower "
+                               f"the cap", field="watershed.max_seed_depth")
 
 
 def fit_block(block_shape: tuple[int, ...], shape: tuple[int, ...], bytes_per_voxel: int,

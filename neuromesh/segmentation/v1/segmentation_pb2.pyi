@@ -181,19 +181,21 @@ class ClassicalBoundaries(_message.Message):
     def __init__(self, sigma_nm: _Optional[float] = ..., bright_membranes: _Optional[bool] = ...) -> None: ...
 
 class WatershedOptions(_message.Message):
-    __slots__ = ("boundary_threshold", "min_seed_distance", "per_section", "affinity_reduction")
+    __slots__ = ("boundary_threshold", "min_seed_distance", "per_section", "affinity_reduction", "max_seed_depth")
     BOUNDARY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MIN_SEED_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     PER_SECTION_FIELD_NUMBER: _ClassVar[int]
     AFFINITY_REDUCTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEED_DEPTH_FIELD_NUMBER: _ClassVar[int]
     boundary_threshold: float
     min_seed_distance: int
     per_section: bool
     affinity_reduction: AffinityReduction
-    def __init__(self, boundary_threshold: _Optional[float] = ..., min_seed_distance: _Optional[int] = ..., per_section: _Optional[bool] = ..., affinity_reduction: _Optional[_Union[AffinityReduction, str]] = ...) -> None: ...
+    max_seed_depth: float
+    def __init__(self, boundary_threshold: _Optional[float] = ..., min_seed_distance: _Optional[int] = ..., per_section: _Optional[bool] = ..., affinity_reduction: _Optional[_Union[AffinityReduction, str]] = ..., max_seed_depth: _Optional[float] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("raw", "model", "classical", "voxel_size_nm", "block_shape", "halo", "thresholds", "min_segment_size", "ground_truth", "watershed", "patch_shape")
+    __slots__ = ("raw", "model", "classical", "voxel_size_nm", "block_shape", "halo", "thresholds", "min_segment_size", "ground_truth", "watershed", "patch_shape", "no_stitching")
     RAW_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CLASSICAL_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +207,7 @@ class SegmentRequest(_message.Message):
     GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
     WATERSHED_FIELD_NUMBER: _ClassVar[int]
     PATCH_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    NO_STITCHING_FIELD_NUMBER: _ClassVar[int]
     raw: Volume
     model: _artifact_pb2.ArtifactRef
     classical: ClassicalBoundaries
@@ -216,7 +219,8 @@ class SegmentRequest(_message.Message):
     ground_truth: Volume
     watershed: WatershedOptions
     patch_shape: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, raw: _Optional[_Union[Volume, _Mapping]] = ..., model: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., classical: _Optional[_Union[ClassicalBoundaries, _Mapping]] = ..., voxel_size_nm: _Optional[_Iterable[float]] = ..., block_shape: _Optional[_Iterable[int]] = ..., halo: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., min_segment_size: _Optional[int] = ..., ground_truth: _Optional[_Union[Volume, _Mapping]] = ..., watershed: _Optional[_Union[WatershedOptions, _Mapping]] = ..., patch_shape: _Optional[_Iterable[int]] = ...) -> None: ...
+    no_stitching: bool
+    def __init__(self, raw: _Optional[_Union[Volume, _Mapping]] = ..., model: _Optional[_Union[_artifact_pb2.ArtifactRef, _Mapping]] = ..., classical: _Optional[_Union[ClassicalBoundaries, _Mapping]] = ..., voxel_size_nm: _Optional[_Iterable[float]] = ..., block_shape: _Optional[_Iterable[int]] = ..., halo: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., min_segment_size: _Optional[int] = ..., ground_truth: _Optional[_Union[Volume, _Mapping]] = ..., watershed: _Optional[_Union[WatershedOptions, _Mapping]] = ..., patch_shape: _Optional[_Iterable[int]] = ..., no_stitching: _Optional[bool] = ...) -> None: ...
 
 class SegmentationScores(_message.Message):
     __slots__ = ("voi_split", "voi_merge", "voi", "adapted_rand_error", "rand_precision", "rand_recall", "cremi_score", "n_voxels")
@@ -299,7 +303,7 @@ class SegmentBlocksRequest(_message.Message):
     def __init__(self, segment: _Optional[_Union[SegmentRequest, _Mapping]] = ..., stage: _Optional[_Union[SegmentBlocksStage, str]] = ..., block_indices: _Optional[_Iterable[int]] = ..., block_boundaries: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ...) -> None: ...
 
 class SegmentBlocksResult(_message.Message):
-    __slots__ = ("stage", "block_indices", "boundaries", "fragments", "n_blocks", "block_shape", "halo")
+    __slots__ = ("stage", "block_indices", "boundaries", "fragments", "n_blocks", "block_shape", "halo", "stitching")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     BLOCK_INDICES_FIELD_NUMBER: _ClassVar[int]
     BOUNDARIES_FIELD_NUMBER: _ClassVar[int]
@@ -307,6 +311,7 @@ class SegmentBlocksResult(_message.Message):
     N_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     BLOCK_SHAPE_FIELD_NUMBER: _ClassVar[int]
     HALO_FIELD_NUMBER: _ClassVar[int]
+    STITCHING_FIELD_NUMBER: _ClassVar[int]
     stage: SegmentBlocksStage
     block_indices: _containers.RepeatedScalarFieldContainer[int]
     boundaries: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
@@ -314,7 +319,8 @@ class SegmentBlocksResult(_message.Message):
     n_blocks: int
     block_shape: _containers.RepeatedScalarFieldContainer[int]
     halo: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, stage: _Optional[_Union[SegmentBlocksStage, str]] = ..., block_indices: _Optional[_Iterable[int]] = ..., boundaries: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., fragments: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., n_blocks: _Optional[int] = ..., block_shape: _Optional[_Iterable[int]] = ..., halo: _Optional[_Iterable[int]] = ...) -> None: ...
+    stitching: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    def __init__(self, stage: _Optional[_Union[SegmentBlocksStage, str]] = ..., block_indices: _Optional[_Iterable[int]] = ..., boundaries: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., fragments: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., n_blocks: _Optional[int] = ..., block_shape: _Optional[_Iterable[int]] = ..., halo: _Optional[_Iterable[int]] = ..., stitching: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ...) -> None: ...
 
 class SegmentBlocksResponse(_message.Message):
     __slots__ = ("progress", "result")
@@ -325,14 +331,16 @@ class SegmentBlocksResponse(_message.Message):
     def __init__(self, progress: _Optional[_Union[_progress_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[SegmentBlocksResult, _Mapping]] = ...) -> None: ...
 
 class MergeSegmentBlocksRequest(_message.Message):
-    __slots__ = ("segment", "block_boundaries", "block_fragments")
+    __slots__ = ("segment", "block_boundaries", "block_fragments", "block_stitching")
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     BLOCK_BOUNDARIES_FIELD_NUMBER: _ClassVar[int]
     BLOCK_FRAGMENTS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_STITCHING_FIELD_NUMBER: _ClassVar[int]
     segment: SegmentRequest
     block_boundaries: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
     block_fragments: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
-    def __init__(self, segment: _Optional[_Union[SegmentRequest, _Mapping]] = ..., block_boundaries: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., block_fragments: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ...) -> None: ...
+    block_stitching: _containers.RepeatedCompositeFieldContainer[_artifact_pb2.ArtifactRef]
+    def __init__(self, segment: _Optional[_Union[SegmentRequest, _Mapping]] = ..., block_boundaries: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., block_fragments: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ..., block_stitching: _Optional[_Iterable[_Union[_artifact_pb2.ArtifactRef, _Mapping]]] = ...) -> None: ...
 
 class MergeSegmentBlocksResponse(_message.Message):
     __slots__ = ("progress", "result")

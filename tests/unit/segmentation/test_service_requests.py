@@ -61,6 +61,23 @@ def test_segment_defaults():
                             affinity_reduction=S.AFFINITY_REDUCTION_MEAN)
     options = requests.segment_options(S.SegmentRequest(watershed=ws))
     assert (options.min_seed_distance, options.boundary_threshold, options.affinity_reduction) == (0, 0.3, "mean")
+    # stitching is on and the seed depth uncapped unless asked otherwise; a cap of 0 is a real value
+    assert options.stitch and options.max_seed_depth is None
+    options = requests.segment_options(S.SegmentRequest(no_stitching=True,
+                                                        watershed=S.WatershedOptions(max_seed_depth=0.0)))
+    assert not options.stitch and options.max_seed_depth == 0.0
+
+
+def test_a_capped_seed_depth_needs_the_halo_along_split_axes_only():
+    request = S.SegmentRequest(block_shape=[8, 32, 32], halo=[2, 8, 8], voxel_size_nm=[4, 2, 2],
+                               watershed=S.WatershedOptions(max_seed_depth=12.0, min_seed_distance=2))
+    options = requests.segment_options(request)
+    # along y and x the cap is 6 voxels of 2 nm: 6 + 2 = 8 <= halo 8
+    requests.check_seed_depth_halo(options, (8, 64, 64))            # z is one block: its halo does not matter
+    with pytest.raises(requests.RequestError) as info:                # z split: needs 3 + 2 = 5 > 2
+        requests.check_seed_depth_halo(options, (16, 64, 64))
+    assert info.value.field == "watershed.max_seed_depth" and "at least 5 voxels along z" in info.value.message
+    requests.check_seed_depth_halo(requests.segment_options(S.SegmentRequest(halo=[0, 0, 0])), (512, 512, 512))
 
 
 def test_classical_sigma_is_one_physical_width():
@@ -84,6 +101,8 @@ def test_classical_sigma_is_one_physical_width():
     ({"min_segment_size": -1}, "min_segment_size"),
     ({"watershed": S.WatershedOptions(boundary_threshold=0.0)}, "watershed.boundary_threshold"),
     ({"watershed": S.WatershedOptions(min_seed_distance=-1)}, "watershed.min_seed_distance"),
+    ({"watershed": S.WatershedOptions(max_seed_depth=-0.5)}, "watershed.max_seed_depth"),
+    ({"watershed": S.WatershedOptions(max_seed_depth=float("inf"))}, "watershed.max_seed_depth"),
     ({"classical": S.ClassicalBoundaries(sigma_nm=-1)}, "classical.sigma_nm"),
     ({"patch_shape": [8, 8]}, "patch_shape"),
 ])
