@@ -17,7 +17,9 @@ segmented by the same functions, to the same result):
 
 1. boundaries: :func:`predict_boundaries` (a trained U-Net, each block predicted with its halo of
    context) or :func:`classical_boundaries` (1 - Gaussian-smoothed intensity);
-2. :func:`watershed_fragments`: seeded watershed per block (ids unique over the volume);
+2. :func:`watershed_fragments`: seeded watershed per block (ids unique over the volume), the
+   fragments that block faces cut stitched (in one call by the core; over replicas each block
+   keeps its labels where it meets its neighbours, and :func:`stitch_pairs` joins them);
 3. :func:`fragment_graph` (one global region adjacency graph), then the core's ``agglomerate``;
 4. per threshold, :func:`merge_small_segments` on the graph (no voxel read) and
    :func:`write_segmentation`: labels written block by block, with the segment table and the
@@ -55,7 +57,8 @@ from typing import Any, Callable, ContextManager
 import numpy as np
 from scipy import ndimage, sparse
 
-from .core.blockwise import Block, blockwise_fragments, blockwise_region_adjacency_graph, plan_blocks, run_blocks
+from .core.blockwise import (Block, blockwise_fragments, blockwise_region_adjacency_graph, join_fragments,
+                             match_overlapping_fragments, plan_blocks, run_blocks, stitching_boxes)
 from .core.metrics import SegmentationScores, contingency_table, scores_from_table
 from .core.segments import SegmentTableAccumulator
 from .core.training import normalize_intensity, predict_affinities
@@ -66,7 +69,8 @@ from services.common.store import normalize_selection
 __all__ = ["StageMeter", "predict_boundaries", "classical_boundaries", "smoothing_blocks", "watershed_fragments",
            "fragment_sizes", "fragment_graph", "merge_small_segments", "write_segmentation", "score_volumes",
            "merge_contingency", "scores_from_contingency", "agglomerate", "MAX_ATTEMPTS", "BlockMosaic", "BlockSink",
-           "fragment_capacity", "block_fragments", "check_block_indices"]
+           "fragment_capacity", "block_fragments", "check_block_indices", "stitch_pairs", "rename_fragments",
+           "stitching_labels", "stitched_fragments"]
 
 #: attempts per block before the stage fails (blocks are the unit of retry)
 MAX_ATTEMPTS = 3
@@ -198,12 +202,17 @@ class _RecordingReader:
 
 
 def watershed_fragments(values, out, blocks, *, boundary_threshold=0.5, min_seed_distance=2, per_section=False,
-                        voxel_size=None, affinity_reduction="min", meter: StageMeter | None = None,
-                        max_attempts: int = MAX_ATTEMPTS) -> np.ndarray:
+                        voxel_size=None, affinity_reduction="min", max_seed_depth=None,
+                        meter: StageMeter | None = None, max_attempts: int = MAX_ATTEMPTS,
+                        on_labels: Callable[[Block, np.ndarray], None] | None = None) -> np.ndarray:
     """Seeded-watershed fragments of every block, with ids unique over the volume; the sorted ids.
 
     ``values`` are affinities ``(3, z, y, x)`` (turned into a boundary map per block with
-    ``affinity_reduction``) or a boundary map ``(z, y, x)``.
+    ``affinity_reduction``) or a boundary map ``(z, y, x)``. ``max_seed_depth`` caps the seeds'
+    distance transform (``seeded_watershed``). The fragments are not stitched here:
+    ``on_labels(block, labels)`` hands out each block's watershed labels over its whole read,
+    from which :func:`stitched_fragments` (one call) and :func:`block_fragments` (SegmentBlocks)
+    keep what :func:`stitch_pairs` compares.
     """
     meter = _meter(meter, "watershed", blocks)
     reader = _RecordingReader(values)
@@ -213,8 +222,11 @@ def watershed_fragments(values, out, blocks, *, boundary_threshold=0.5, min_seed
         block = by_halo.get(_key(reader.last[1:])) if reader.last else None
         with meter.block(block) if block is not None else contextlib.nullcontext():
             boundaries = affinities_to_boundaries(data, reduce=affinity_reduction) if data.ndim == 4 else data
-            return seeded_watershed(boundaries, min_seed_distance=min_seed_distance, threshold=boundary_threshold,
-                                    per_section=per_section, voxel_size=voxel_size)
+            labels = seeded_watershed(boundaries, min_seed_distance=min_seed_distance, threshold=boundary_threshold,
+                                      per_section=per_section, voxel_size=voxel_size, max_seed_depth=max_seed_depth)
+            if on_labels is not None and block is not None:
+                on_labels(block, labels)
+            return labels
 
     _, ids = blockwise_fragments(reader, fragment, blocks, out=out, max_attempts=max_attempts)
     return ids
@@ -573,18 +585,132 @@ class BlockMosaic:
         return data if dtype is None else data.astype(dtype)
 
 
-def block_fragments(values, out, blocks, index: int, *, meter: StageMeter | None = None, **watershed) -> np.ndarray:
+def block_fragments(values, out, blocks, index: int, *, stitching_out=None, meter: StageMeter | None = None,
+                    **watershed) -> np.ndarray:
     """The fragments of block ``index`` of the tiling ``blocks``, written to ``out`` (its own array,
     shape ``block.shape``), numbered as :func:`watershed_fragments` over the whole tiling numbers
-    them; the sorted ids.
+    them before stitching; the sorted ids.
 
     ``values`` is the whole volume's boundaries (or affinities), e.g. a :class:`BlockMosaic`: the
     block reads its halo, neighbours' cores included. The core numbers one block's fragments
     ``k * capacity + rank`` with the capacity of the blocks it is given, so the block runs alone
     and its ids are shifted to the whole tiling's capacity (:func:`fragment_capacity`).
+
+    ``stitching_out`` (shape of the block's read, ``block.halo``) receives what stitching needs
+    from this block, since its neighbours run elsewhere: its watershed labels in each box of
+    ``stitching_boxes`` it shares with a neighbour, numbered as its core (the fragment ids above;
+    0 for a fragment seen only in the halo, which the block does not own), 0 elsewhere. These are
+    exactly the labels ``blockwise_fragments(stitch=True)`` compares, so :func:`stitch_pairs` over
+    every block's finds the pairs the one-call path joins.
     """
     block = blocks[index]
     shift = index * (fragment_capacity(blocks) - math.prod(block.shape))
-    sink = BlockSink(out, block, tuple(values.shape[-3:]), id_shift=shift)
-    ids = watershed_fragments(values, sink, [block], meter=meter, **watershed)
+    shape = tuple(values.shape[-3:])
+    sink = BlockSink(out, block, shape, id_shift=shift)
+    on_labels = None
+    if stitching_out is not None:
+        def on_labels(_block: Block, labels: np.ndarray) -> None:
+            kept = np.zeros(labels.shape, np.uint64)
+            for box, seen in stitching_labels(labels, blocks, index, shape).values():
+                kept[_local(box, block.halo)] = seen
+            stitching_out[...] = kept
+
+    ids = watershed_fragments(values, sink, [block], meter=meter, on_labels=on_labels, **watershed)
     return ids + np.uint64(shift) if ids.size else ids
+
+
+def _local(box, read) -> tuple:
+    """The slices of ``box`` (volume coordinates) within an array read at ``read``."""
+    return tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, read))
+
+
+def stitching_labels(labels: np.ndarray, blocks, index: int, shape) -> dict[int, tuple[tuple, np.ndarray]]:
+    """Block ``index``'s watershed ``labels`` (over its read) in each box it shares with a neighbour.
+
+    ``{j: (box, ids)}`` for each neighbour ``j`` of ``stitching_boxes``: the labels numbered as the
+    block's core fragments (rank among the core's labels, from 1 when the core holds no
+    background, plus ``index * fragment_capacity(blocks)``, as ``blockwise_fragments`` numbers
+    them), 0 for a fragment seen only in the halo, which the block does not own.
+    """
+    block = blocks[index]
+    capacity = np.uint64(fragment_capacity(blocks))
+    ids = np.unique(labels[block.core_in_halo])
+    out = {}
+    for j, box in stitching_boxes(blocks, shape).get(index, []):
+        seen = labels[_local(box, block.halo)]
+        position = np.searchsorted(ids, seen)
+        known = (position < ids.size) & (ids[np.minimum(position, ids.size - 1)] == seen) & (seen != 0)
+        rank = position.astype(np.uint64) + np.uint64(0 if ids[0] == 0 else 1)
+        out[j] = (box, np.where(known, rank + np.uint64(index) * capacity, np.uint64(0)))
+    return out
+
+
+def stitch_pairs(blocks, box_labels: Callable[[int, int, tuple], np.ndarray], shape) -> tuple[np.ndarray, np.ndarray]:
+    """Which fragments stitching renames, from every block's labels where it meets its neighbours.
+
+    For each pair of neighbouring blocks ``i < j``, ``box_labels(i, j, box)`` and
+    ``box_labels(j, i, box)`` (their :func:`stitching_labels` in the box of ``stitching_boxes``
+    they share) are compared by ``match_overlapping_fragments`` (more than half of each other's
+    voxels) and all pairs joined by ``join_fragments``: the decisions of
+    ``blockwise_fragments(stitch=True)``, made from labels that may have been computed on other
+    replicas.
+
+    Returns
+    -------
+    ids, joined : ndarray of uint64
+        The fragments in some stitched pair (sorted) and the id each takes (the lowest of its
+        group); every other fragment keeps its id (:func:`rename_fragments`).
+    """
+    pairs = []
+    for i, neighbours in stitching_boxes(blocks, shape).items():
+        for j, box in neighbours:
+            if i < j:
+                pairs.append(match_overlapping_fragments(np.asarray(box_labels(i, j, box)),
+                                                         np.asarray(box_labels(j, i, box))))
+    pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.uint64)
+    if not pairs.size:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    ids = np.unique(pairs)
+    return ids, join_fragments(ids, pairs)
+
+
+def stitched_fragments(values, out, blocks, scratch, *, meter: StageMeter | None = None,
+                       max_attempts: int = MAX_ATTEMPTS, **watershed) -> np.ndarray:
+    """:func:`watershed_fragments` over the whole tiling, stitched, into a write-only ``out``; the sorted ids.
+
+    The core's ``blockwise_fragments(stitch=True)`` renames in place, reading ``out`` back, which
+    an array being written to the store cannot do; and SegmentBlocks cannot, since its blocks'
+    neighbours run elsewhere. So both paths stitch alike: the blocks' fragments go to
+    ``scratch`` (a sliceable volume, e.g. a memory-mapped file), each block's
+    :func:`stitching_labels` are kept (the halo shells' worth), :func:`stitch_pairs` decides,
+    and the fragments are written to ``out`` block by block through :func:`rename_fragments`.
+    The result equals ``blockwise_fragments(..., stitch=True)``.
+    """
+    shape = tuple(values.shape[-3:])
+    kept: dict[int, dict] = {}
+
+    def on_labels(block: Block, labels: np.ndarray) -> None:
+        kept[block.linear_index] = stitching_labels(labels, blocks, block.linear_index, shape)
+
+    watershed_fragments(values, scratch, blocks, meter=meter, max_attempts=max_attempts, on_labels=on_labels,
+                        **watershed)
+    ids, joined = stitch_pairs(blocks, lambda i, j, box: kept[i][j][1], shape)
+    kept.clear()
+    found = []
+
+    def write(block: Block) -> None:
+        renamed = rename_fragments(np.asarray(scratch[block.core]), ids, joined)
+        out[block.core] = renamed
+        found.append(np.unique(renamed[renamed > 0]))
+
+    run_blocks(blocks, write, max_attempts=max_attempts)
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
+
+
+def rename_fragments(fragments: np.ndarray, ids: np.ndarray, joined: np.ndarray) -> np.ndarray:
+    """``fragments`` with each of ``ids`` replaced by its ``joined`` id (:func:`stitch_pairs`), the rest kept."""
+    fragments = np.asarray(fragments)
+    if not ids.size:
+        return fragments
+    position = np.minimum(np.searchsorted(ids, fragments), ids.size - 1)
+    return np.where(ids[position] == fragments, joined[position], fragments).astype(fragments.dtype)

@@ -101,3 +101,59 @@ def test_affinities_per_block_give_the_whole_volume_fragments():
              for k in range(len(blocks))]
     np.testing.assert_array_equal(P.BlockMosaic(blocks, pieces, np.uint64)[...], whole)
     np.testing.assert_array_equal(np.unique(np.concatenate(found)), ids)
+
+
+def _cut_neurites():
+    """A synthetic volume whose neurites cross the block faces, its boundaries and tiling."""
+    raw, _ = synthetic_em_volume(SHAPE, n_neurites=6, seed=0)
+    blocks = plan_blocks(SHAPE, BLOCK, HALO)
+    boundaries = np.zeros(SHAPE, np.float32)
+    P.classical_boundaries(raw, boundaries, P.smoothing_blocks(SHAPE, BLOCK, (1.0, 1.0, 1.0)),
+                           sigma_voxels=(1.0, 1.0, 1.0))
+    return boundaries, blocks
+
+
+def test_stitched_fragments_into_a_write_only_output_equal_the_cores_stitching():
+    from services.segmentation.core.blockwise import blockwise_fragments
+    from services.segmentation.core.watershed import seeded_watershed
+
+    boundaries, blocks = _cut_neurites()
+    expected, expected_ids = blockwise_fragments(
+        boundaries, lambda b: seeded_watershed(b, min_seed_distance=2, threshold=0.5), blocks, stitch=True)
+    unstitched = np.zeros(SHAPE, np.uint64)
+    P.watershed_fragments(boundaries, unstitched, blocks)
+    assert np.unique(expected).size < np.unique(unstitched).size          # stitching joined something
+
+    class WriteOnly:                      # like the store's ArrayWriter: slice assignment, no reads
+        def __init__(self):
+            self.data, self.shape = np.zeros(SHAPE, np.uint64), SHAPE
+
+        def __setitem__(self, selection, value):
+            self.data[selection] = value
+
+    out = WriteOnly()
+    ids = P.stitched_fragments(boundaries, out, blocks, np.zeros(SHAPE, np.uint64))
+    np.testing.assert_array_equal(out.data, expected)
+    np.testing.assert_array_equal(ids, expected_ids)
+
+
+def test_blocks_stitching_labels_stitched_apart_give_the_one_call_fragments():
+    boundaries, blocks = _cut_neurites()
+    expected = np.zeros(SHAPE, np.uint64)
+    P.stitched_fragments(boundaries, expected, blocks, np.zeros(SHAPE, np.uint64))
+    mosaic = P.BlockMosaic(blocks, [boundaries[b.core] for b in blocks], np.float32)
+    pieces, stitching = [], []
+    for k, block in enumerate(blocks):
+        pieces.append(np.zeros(block.shape, np.uint64))
+        stitching.append(np.zeros(tuple(s.stop - s.start for s in block.halo), np.uint64))
+        P.block_fragments(mosaic, pieces[k], blocks, k, stitching_out=stitching[k])
+    ids, joined = P.stitch_pairs(blocks, lambda i, j, box: stitching[i][P._local(box, blocks[i].halo)], SHAPE)
+    assert ids.size and np.all(joined <= ids)                             # pieces take the lowest id of a group
+    merged = P.rename_fragments(P.BlockMosaic(blocks, pieces, np.uint64)[...], ids, joined)
+    np.testing.assert_array_equal(merged, expected)
+
+
+def test_rename_fragments_renames_only_the_stitched_ids():
+    fragments = np.array([[[0, 1, 5, 9, 12]]], np.uint64)
+    renamed = P.rename_fragments(fragments, np.array([5, 9], np.uint64), np.array([1, 1], np.uint64))
+    assert renamed.tolist() == [[[0, 1, 1, 1, 12]]]
