@@ -10,7 +10,8 @@ A volume of more than ``fan_out_blocks`` blocks (raw given as a stored array: it
 the tiling) is segmented in pieces instead, ``blocks_per_step`` blocks a step::
 
     boundaries-<g> (SegmentBlocks, stage BOUNDARIES) --boundaries.<j>--> fragments-<g> (SegmentBlocks,
-    stage FRAGMENTS; every block's boundaries) --fragments.<j>--> segment (MergeSegmentBlocks)
+    stage FRAGMENTS; every block's boundaries) --fragments.<j>, stitching.<j>--> segment
+    (MergeSegmentBlocks: stitches the fragments cut by block faces, then agglomerates)
 
 The group steps run at once (up to the runner's step concurrency), each call on the next live
 segmentation replica; one that fails UNAVAILABLE moves to another replica at once, which reuses
@@ -46,7 +47,7 @@ Example
 >>> [(s["id"], s["method"]) for s in steps][:3], steps[2]["params"]["block_indices"]
 ([('boundaries-0', 'SegmentBlocks'), ('boundaries-1', 'SegmentBlocks'), ('fragments-0', 'SegmentBlocks')], [0, 1, 2, 3])
 >>> steps[4]["id"], steps[4]["method"], len(steps[4]["inputs"])
-('segment', 'MergeSegmentBlocks', 17)
+('segment', 'MergeSegmentBlocks', 25)
 >>> EM_TO_CONNECTOME.steps({"thresholds": [0.3], "threshold": 0.5}, {"raw": raw})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -181,6 +182,8 @@ def _segment_steps(params: EmToConnectomeParams, segment_params: dict[str, Any],
     boundaries = {k: output(f"boundaries-{g}", f"boundaries.{k - group[0]}")
                   for g, group in enumerate(groups) for k in group}
     fragments = {k: output(f"fragments-{g}", f"fragments.{k - group[0]}") for g, group in enumerate(groups) for k in group}
+    # each block's labels where it meets its neighbours: the merge stitches the fragments cut by block faces
+    stitching = {k: output(f"fragments-{g}", f"stitching.{k - group[0]}") for g, group in enumerate(groups) for k in group}
     steps = [step(f"boundaries-{g}", "segmentation", "SegmentBlocks",
                   {"segment": tiling, "stage": "SEGMENT_BLOCKS_STAGE_BOUNDARIES", "block_indices": group},
                   tiling_inputs) for g, group in enumerate(groups)]
@@ -191,7 +194,8 @@ def _segment_steps(params: EmToConnectomeParams, segment_params: dict[str, Any],
     steps.append(step("segment", "segmentation", "MergeSegmentBlocks", {"segment": segment_params}, {
         **{f"segment.{k}": v for k, v in segment_inputs.items()},
         **{f"block_boundaries.{k}": boundaries[k] for k in range(count)},
-        **{f"block_fragments.{k}": fragments[k] for k in range(count)}}))
+        **{f"block_fragments.{k}": fragments[k] for k in range(count)},
+        **{f"block_stitching.{k}": stitching[k] for k in range(count)}}))
     return steps
 
 

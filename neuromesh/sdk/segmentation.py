@@ -160,7 +160,10 @@ class SegmentResult(Result):
 class SegmentBlocksResult(Result):
     """One stage of some blocks (result of SegmentBlocks): ``stage``, ``block_indices``, and per
     block, in that order, ``boundaries`` or ``fragments`` (stored arrays of each block's core),
-    with the tiling's ``n_blocks``, ``block_shape`` and ``halo``.
+    with the tiling's ``n_blocks``, ``block_shape`` and ``halo``. The fragments stage also gives
+    ``stitching``: each block's labels over its read where it meets its neighbours, which
+    :meth:`SegmentationClient.merge_segment_blocks` needs as ``block_stitching`` to join the
+    fragments that block faces cut.
 
     Examples
     --------
@@ -426,7 +429,7 @@ class SegmentationClient(ServiceClient):
                             on_progress=on_progress)
 
     def merge_segment_blocks(self, raw: Any, *, block_boundaries: Sequence[Any], block_fragments: Sequence[Any],
-                             model: Any = None, classical: Any = None, raw_dataset: str = "",
+                             block_stitching: Sequence[Any] = (), model: Any = None, classical: Any = None, raw_dataset: str = "",
                              voxel_size_nm: Sequence[float] = (), block_shape: Sequence[int] = (),
                              halo: Sequence[int] = (), thresholds: Sequence[float] = (), min_segment_size: int = 0,
                              ground_truth: Any = None, ground_truth_dataset: str = "", watershed: Any = None,
@@ -435,12 +438,15 @@ class SegmentationClient(ServiceClient):
                              timeout: float | None = None) -> SegmentResult:
         """Finish a segmentation whose blocks :meth:`segment_blocks` computed: the graph, the
         agglomeration, one segmentation per threshold, tables, scores, figure. The same
-        :class:`SegmentResult` as :meth:`segment` with the same arguments.
+        :class:`SegmentResult` as :meth:`segment` with the same arguments. ``block_stitching``: every
+        block's ``stitching`` of the fragments stage, in block order (the service stitches by default
+        and refuses a merge without them).
 
         Examples
         --------
         >>> seg = client.segmentation.merge_segment_blocks(raw, block_boundaries=first.boundaries,
         ...                                                block_fragments=frags.fragments,
+        ...                                                block_stitching=frags.stitching,
         ...                                                thresholds=[0.5], block_shape=(32, 64, 64))  # doctest: +SKIP
         >>> seg.segmentation().n_segments                                                          # doctest: +SKIP
         311
@@ -453,6 +459,7 @@ class SegmentationClient(ServiceClient):
         request = S.MergeSegmentBlocksRequest(segment=segment)
         request.block_boundaries.extend(self._refs(block_boundaries, "block_boundaries"))
         request.block_fragments.extend(self._refs(block_fragments, "block_fragments"))
+        request.block_stitching.extend(self._refs(block_stitching, "block_stitching"))
         return self._stream("MergeSegmentBlocks", request, SegmentResult, timeout=timeout, progress=progress,
                             on_progress=on_progress)
 

@@ -12,6 +12,10 @@ the segmentation's inputs and options, so any replica reuses a block done once),
 of all blocks. All three run the same stage functions (:meth:`SegmentationServicer._fill_values`,
 :func:`.pipeline.watershed_fragments` / :func:`.pipeline.block_fragments`,
 :meth:`SegmentationServicer._finish`), so the pieces give exactly what one ``Segment`` gives.
+Both stitch the fragments that block faces cut (unless ``no_stitching``) the same way: each
+block's watershed labels where its read meets its neighbours' (:func:`.pipeline.stitching_labels`;
+kept in memory by ``Segment``, stored per block by ``SegmentBlocks``), the pairs decided by
+:func:`.pipeline.stitch_pairs` and the fragments renamed as they are written.
 
 Volumes are never loaded whole: ``Segment`` reads and writes block by block (:mod:`.pipeline`),
 so only a block with its halo must fit in ``NEUROMESH_MAX_INPUT_BYTES``; ``TrainBoundaryModel``
@@ -72,13 +76,15 @@ from .core.training import (Augmentation, checkpoint_info, load_checkpoint, norm
 from .core.unet import check_input_shape
 from .core.watershed import agglomerate
 from .requests import (RequestError, SegmentOptions, box_slices, check_finite, check_patch_fits, check_same_shape,
-                       check_volume, fit_block, segment_options, train_options, unet_config_message)
+                       check_seed_depth_halo, check_volume, fit_block, segment_options, train_options,
+                       unet_config_message)
 from services.common.volumes import Region, open_stored, open_volume
 
 logger = logging.getLogger(__name__)
 
 #: bump when an algorithm's output changes, so cached results are not reused across versions
-SERVICE_VERSION = "0.1.0"
+#: 0.2.0: fragments cut by block faces are stitched by default (results of 0.1.0 were not)
+SERVICE_VERSION = "0.2.0"
 SERVICE_NAME = S.DESCRIPTOR.services_by_name["SegmentationService"].full_name
 CHECKPOINT_MEDIA_TYPE = "application/vnd.neuromesh.boundary-unet"
 JSON = "application/json"
@@ -362,6 +368,7 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             raw = await self._open(resolved.raw, "raw", Path(tmp), stack)
             truth = (await self._open(resolved.ground_truth, "ground_truth", Path(tmp), stack, labels=True, like=raw)
                      if with_truth else None)
+            check_seed_depth_halo(options, raw.shape)
             channels = model.config.out_channels if model is not None else 1
             halo_block = tuple(min(b + 2 * h, s) for b, h, s in zip(options.block_shape, options.halo, raw.shape))
             block_bytes = math.prod(halo_block) * max(raw.dtype.itemsize, 4) * channels
@@ -411,6 +418,14 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             resolved.ground_truth.CopyFrom(await self._resolve_volume(segment.ground_truth, "segment.ground_truth"))
         return options, resolved
 
+    @staticmethod
+    def _check_seed_depth_halo(options: SegmentOptions, shape) -> None:
+        """:func:`check_seed_depth_halo` with the field named within ``segment``."""
+        try:
+            check_seed_depth_halo(options, shape)
+        except RequestError as exc:
+            raise RequestError(exc.message, field=f"segment.{exc.field}") from None
+
     def _check_block_bytes(self, options: SegmentOptions, shape, dtype, channels: int) -> None:
         halo_block = tuple(min(b + 2 * h, s) for b, h, s in zip(options.block_shape, options.halo, shape))
         block_bytes = math.prod(halo_block) * max(np.dtype(dtype).itemsize, 4) * max(channels, 1)
@@ -428,19 +443,22 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             raise InvalidArgument(f"{field} has {len(refs)} arrays but the tiling has {len(blocks)} blocks: give "
                                   f"every block's, in block order", field=field)
         resolved = await asyncio.gather(*(self._resolve_any(ref, f"{field}[{k}]") for k, ref in enumerate(refs)))
-        dtype = "uint64" if kind == "fragments" else "float32"
+        labels = kind in ("fragments", "stitching")
+        dtype = "uint64" if labels else "float32"
         leading: tuple[int, ...] | None = None
         for k, (ref, block) in enumerate(zip(resolved, blocks)):
             shape = tuple(int(n) for n in ref.shape)
-            if ref.media_type != ARRAY_MEDIA_TYPE or len(shape) < 3 or shape[-3:] != block.shape \
+            # stitching labels cover the block's read (core and halo), the rest its core
+            want = tuple(s.stop - s.start for s in block.halo) if kind == "stitching" else block.shape
+            if ref.media_type != ARRAY_MEDIA_TYPE or len(shape) < 3 or shape[-3:] != want \
                     or np.dtype(ref.dtype or "V1") != np.dtype(dtype):
                 raise InvalidArgument(f"{field}[{k}] (s3://{ref.bucket}/{ref.key}) holds {ref.dtype or 'no array'} "
                                       f"{list(shape)}, not the {dtype} {kind} of block {block.describe()} of "
-                                      f"shape {list(block.shape)}: arrays of another tiling, or out of order?",
+                                      f"shape {list(want)}: arrays of another tiling, or out of order?",
                                       field=f"{field}[{k}]")
-            if kind == "fragments" and len(shape) != 3 or kind != "fragments" and shape[:-3] not in ((), (3,)):
+            if labels and len(shape) != 3 or not labels and shape[:-3] not in ((), (3,)):
                 raise InvalidArgument(f"{field}[{k}] has shape {list(shape)}: expected (z, y, x)"
-                                      f"{'' if kind == 'fragments' else ' or (3, z, y, x)'}", field=f"{field}[{k}]")
+                                      f"{'' if labels else ' or (3, z, y, x)'}", field=f"{field}[{k}]")
             if leading is None:
                 leading = shape[:-3]
             elif shape[:-3] != leading:
@@ -489,6 +507,7 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             model, info = await self._load_boundary_model(tiling.model)
         with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="neuromesh-segmentation-") as tmp:
             raw = await self._open(tiling.raw, "segment.raw", Path(tmp), stack)
+            self._check_seed_depth_halo(options, raw.shape)
             blocks = plan_blocks(raw.shape, options.block_shape, options.halo)
             indices = pipeline.check_block_indices(request.block_indices, len(blocks))
             if fragments_stage:
@@ -544,10 +563,26 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
         result = S.SegmentBlocksResult()
         for position, k in enumerate(indices):
             meter = self._subset_meter(progress, "fragments", position, len(indices))
+            read_shape = tuple(s.stop - s.start for s in blocks[k].halo)
+            kept: dict[str, np.ndarray] = {}
 
-            def fill(writer, k=k, meter=meter):
-                pipeline.block_fragments(values, writer, blocks, k, meter=meter, **watershed)
+            def fill(writer, k=k, meter=meter, kept=kept, read_shape=read_shape):
+                # the stitching labels come from the same watershed run, kept until they are stored
+                stitching = np.zeros(read_shape, np.uint64) if options.stitch else None
+                pipeline.block_fragments(values, writer, blocks, k, meter=meter, stitching_out=stitching, **watershed)
+                if stitching is not None:
+                    kept["labels"] = stitching
             result.fragments.append(self._block_array(f"{prefix}/block-{k:06d}", blocks[k].shape, "uint64", fill))
+            if options.stitch:
+                def fill_stitching(writer, k=k, meter=meter, kept=kept, read_shape=read_shape):
+                    if "labels" not in kept:      # the fragments were stored by an earlier call: rerun the block
+                        labels = np.zeros(read_shape, np.uint64)
+                        pipeline.block_fragments(values, np.zeros(blocks[k].shape, np.uint64), blocks, k,
+                                                 meter=meter, stitching_out=labels, **watershed)
+                        kept["labels"] = labels
+                    writer[...] = kept.pop("labels")
+                result.stitching.append(self._block_array(f"{prefix}/stitching-{k:06d}", read_shape, "uint64",
+                                                          fill_stitching))
         progress(fraction_done=1.0, stage="store", message=f"{len(indices)} blocks stored")
         return result
 
@@ -557,11 +592,23 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             raw = await self._open(segment.raw, "segment.raw", Path(tmp), stack)
             truth = (await self._open(segment.ground_truth, "segment.ground_truth", Path(tmp), stack, labels=True,
                                       like=raw) if segment.HasField("ground_truth") else None)
+            self._check_seed_depth_halo(options, raw.shape)
             blocks = plan_blocks(raw.shape, options.block_shape, options.halo)
             boundary_refs = await self._block_arrays(request.block_boundaries, "block_boundaries", blocks, "boundaries")
             fragment_refs = await self._block_arrays(request.block_fragments, "block_fragments", blocks, "fragments")
+            stitching_refs = []
+            if options.stitch:
+                if not len(request.block_stitching):
+                    raise InvalidArgument("block_stitching is required to stitch the fragments cut by block faces: "
+                                          "every block's stitching labels (SegmentBlocks' stitching), in block "
+                                          "order; or set segment.no_stitching", field="block_stitching")
+                stitching_refs = await self._block_arrays(request.block_stitching, "block_stitching", blocks,
+                                                          "stitching")
+            elif len(request.block_stitching):
+                raise InvalidArgument("block_stitching is given but segment.no_stitching is set: leave one out",
+                                      field="block_stitching")
             resolved = S.MergeSegmentBlocksRequest(segment=segment, block_boundaries=boundary_refs,
-                                                   block_fragments=fragment_refs)
+                                                   block_fragments=fragment_refs, block_stitching=stitching_refs)
             prefix = result_prefix("segmentation", "MergeSegmentBlocks", resolved, SERVICE_VERSION)
             stored = await self.stored_result(prefix, S.SegmentResult)
             if stored is not None:
@@ -570,8 +617,8 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             source = "model" if segment.WhichOneof("boundary_source") == "model" else "classical"
 
             def work(progress):
-                return self._merge_blocks(progress, options, raw, truth, blocks, boundary_refs, fragment_refs, prefix,
-                                          source)
+                return self._merge_blocks(progress, options, raw, truth, blocks, boundary_refs, fragment_refs,
+                                          stitching_refs, prefix, source)
 
             outcome = None
             async with contextlib.aclosing(self._stream(work, lambda p: S.MergeSegmentBlocksResponse(progress=p))) \
@@ -584,22 +631,32 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
         yield S.MergeSegmentBlocksResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
 
     def _merge_blocks(self, progress, options: SegmentOptions, raw: Region, truth: Region | None, blocks,
-                      boundary_refs, fragment_refs, prefix: str, source: str) -> S.SegmentResult:
-        """Gather the blocks' boundaries and fragments into whole-volume arrays, then :meth:`_finish`."""
+                      boundary_refs, fragment_refs, stitching_refs, prefix: str, source: str) -> S.SegmentResult:
+        """Gather the blocks' boundaries and fragments into whole-volume arrays, the fragments stitched
+        on the way from the blocks' stitching labels (as Segment stitches), then :meth:`_finish`."""
         shape = raw.shape
         weights = {"gather": 1.0, "graph": 1.0, "agglomerate": 1.5 * len(options.thresholds), "figure": 0.2}
         report = _Reporter(progress, pipeline.stage_bounds(weights))
         result = S.SegmentResult(block_shape=options.block_shape, halo=options.halo, n_blocks=len(blocks))
+        renamed = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+        if stitching_refs:
+            report("gather")(0.0, "stitching the fragments cut by block faces")
+            stitching = [open_stored(self.store, ref) for ref in stitching_refs]
+            renamed = pipeline.stitch_pairs(
+                blocks, lambda i, j, box: stitching[i][pipeline._local(box, blocks[i].halo)], shape)
         gathered = []
         for part, (refs, dtype) in enumerate(((boundary_refs, np.float32), (fragment_refs, np.uint64))):
             arrays = [open_stored(self.store, ref) for ref in refs]
             channels = len(refs[0].shape) - 3
             tell = report("gather", part / 2, (part + 1) / 2)
 
-            def fill(writer, arrays=arrays, channels=channels, tell=tell):
+            def fill(writer, arrays=arrays, channels=channels, tell=tell, dtype=dtype):
                 for block, array in zip(blocks, arrays):
                     tell(block.linear_index / len(blocks), f"gathering block {block.linear_index + 1} of {len(blocks)}")
-                    writer[(slice(None),) * channels + block.core] = np.asarray(array[...])
+                    data = np.asarray(array[...])
+                    if dtype == np.uint64:
+                        data = pipeline.rename_fragments(data, *renamed)
+                    writer[(slice(None),) * channels + block.core] = data
             if dtype == np.uint64:
                 key, array_shape, chunks = f"{prefix}/fragments", shape, _chunks(options.block_shape, shape, 8)
             else:
@@ -660,7 +717,7 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
     def _watershed_options(options: SegmentOptions) -> dict[str, Any]:
         return {"boundary_threshold": options.boundary_threshold, "min_seed_distance": options.min_seed_distance,
                 "per_section": options.per_section, "voxel_size": options.voxel_size,
-                "affinity_reduction": options.affinity_reduction}
+                "affinity_reduction": options.affinity_reduction, "max_seed_depth": options.max_seed_depth}
 
     def _segment(self, progress, options: SegmentOptions, raw: Region, truth: Region | None, model, patch,
                  prefix: str) -> S.SegmentResult:
@@ -690,8 +747,19 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
 
         # 2. fragments
         def fill_fragments(writer):
-            return pipeline.watershed_fragments(values, writer, blocks, meter=report.meter("watershed", len(blocks)),
-                                                **self._watershed_options(options))
+            meter = report.meter("watershed", len(blocks))
+            if not options.stitch:
+                return pipeline.watershed_fragments(values, writer, blocks, meter=meter,
+                                                    **self._watershed_options(options))
+            # the store's writer cannot be read back: the unstitched fragments wait in a local file
+            with tempfile.TemporaryDirectory(prefix="neuromesh-fragments-") as scratch_dir:
+                scratch = np.lib.format.open_memmap(Path(scratch_dir) / "fragments.npy", mode="w+",
+                                                    dtype=np.uint64, shape=shape)
+                try:
+                    return pipeline.stitched_fragments(values, writer, blocks, scratch, meter=meter,
+                                                       **self._watershed_options(options))
+                finally:
+                    del scratch
         fragments_ref, ids = self._array(f"{prefix}/fragments", shape, "uint64",
                                          _chunks(options.block_shape, shape, 8), fill_fragments)
         result.fragments.CopyFrom(fragments_ref)

@@ -226,13 +226,13 @@ def test_blocks_segmented_in_two_groups_and_merged_equal_one_segment_call(client
             boundaries[int(index)] = artifact
     second = [client.segmentation.segment_blocks(path, stage="fragments", block_indices=g,
                                                  block_boundaries=boundaries, **tiling) for g in groups]
-    fragments = [None] * 4
+    fragments, stitching = [None] * 4, [None] * 4
     for part in second:
-        for index, artifact in zip(part.block_indices, part.fragments):
-            fragments[int(index)] = artifact
+        for index, artifact, labels in zip(part.block_indices, part.fragments, part.stitching):
+            fragments[int(index)], stitching[int(index)] = artifact, labels
     merged = client.segmentation.merge_segment_blocks(path, block_boundaries=boundaries, block_fragments=fragments,
-                                                      thresholds=[0.5], min_segment_size=20, ground_truth=truth,
-                                                      **tiling)
+                                                      block_stitching=stitching, thresholds=[0.5],
+                                                      min_segment_size=20, ground_truth=truth, **tiling)
     np.testing.assert_array_equal(merged.labels(), whole.labels())
     assert merged.segmentation(0.5).scores.adapted_rand_error < 0.3
     with pytest.raises(InvalidArgument) as err:

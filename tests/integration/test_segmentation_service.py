@@ -33,7 +33,7 @@ from services.common.errors import error_detail_from_status
 from services.common.settings import Settings
 from services.common.store import ArtifactStore
 from services.common.zarr_minio import MinioZarrStore
-from services.segmentation import SERVICE
+from services.segmentation import SERVICE, pipeline
 from services.segmentation.core import plan_blocks, segment_table, segmentation_scores, synthetic_em_volume
 from services.segmentation.core.training import load_checkpoint
 
@@ -301,19 +301,24 @@ def blocks_of(stub, segment, stage, indices, boundaries=()):
 
 def spread_and_merge(stub, segment, groups):
     """SegmentBlocks over ``groups`` of blocks (each stage), then MergeSegmentBlocks: the refs and the result."""
-    boundaries, fragments = {}, {}
+    boundaries, fragments, stitching = {}, {}, {}
     for group in groups:
         result = blocks_of(stub, segment, BOUNDARIES, group)
         assert len(result.boundaries) == len(group) and not result.fragments
         boundaries.update(zip(group, result.boundaries))
     boundary_refs = [boundaries[k] for k in range(8)]
     for group in groups:
-        fragments.update(zip(group, blocks_of(stub, segment, FRAGMENTS, group, boundary_refs).fragments))
+        result = blocks_of(stub, segment, FRAGMENTS, group, boundary_refs)
+        assert len(result.stitching) == (0 if segment.no_stitching else len(group))
+        fragments.update(zip(group, result.fragments))
+        stitching.update(zip(group, result.stitching))
     fragment_refs = [fragments[k] for k in range(8)]
+    stitching_refs = [stitching[k] for k in range(8)] if stitching else []
     progress, merged = stream(stub.MergeSegmentBlocks(S.MergeSegmentBlocksRequest(
-        segment=segment, block_boundaries=boundary_refs, block_fragments=fragment_refs), timeout=120))
+        segment=segment, block_boundaries=boundary_refs, block_fragments=fragment_refs,
+        block_stitching=stitching_refs), timeout=120))
     assert {"gather", "graph", "agglomerate", "figure"} <= {p.stage for p in progress}
-    return boundary_refs, fragment_refs, merged
+    return boundary_refs, fragment_refs, stitching_refs, merged
 
 
 def assert_same_segmentation(store, merged, whole):
@@ -333,21 +338,28 @@ def assert_same_segmentation(store, merged, whole):
 def test_the_trained_model_in_blocks_then_merged_equals_one_segment_call(segmented, stub, store):
     request, _, whole, _ = segmented
     # any grouping, any order within a group: each block is computed the same wherever it runs
-    boundary_refs, fragment_refs, merged = spread_and_merge(stub, request, [[5, 0, 3], [7, 1, 2, 6, 4]])
+    boundary_refs, fragment_refs, stitching_refs, merged = spread_and_merge(stub, request,
+                                                                            [[5, 0, 3], [7, 1, 2, 6, 4]])
     assert_same_segmentation(store, merged, whole)
     assert merged.HasField("affinities") and tuple(store.open_array(boundary_refs[0]).shape) == (3, 16, 32, 32)
-    # a block's array is its core of the whole
+    # a block's array is its core of the whole once the pieces that the stitching joined are renamed
     blocks = plan_blocks(SHAPE, (16, 32, 32), (4, 8, 8))
+    stitching = [store.get_array(ref) for ref in stitching_refs]
+    assert [a.shape for a in stitching[:2]] == [(20, 40, 40), (20, 40, 40)]          # the blocks' reads
+    renamed = pipeline.stitch_pairs(blocks, lambda i, j, box: stitching[i][pipeline._local(box, blocks[i].halo)],
+                                    SHAPE)
     whole_fragments = store.get_array(whole.fragments)
     for k in (0, 6):
-        assert np.array_equal(store.get_array(fragment_refs[k]), whole_fragments[blocks[k].core])
+        assert np.array_equal(pipeline.rename_fragments(store.get_array(fragment_refs[k]), *renamed),
+                              whole_fragments[blocks[k].core])
 
 
 def test_blocks_done_once_are_reused_and_thresholds_do_not_move_them(stub, store, volumes, service):
     segment = S.SegmentRequest(raw=volume(volumes["test_raw_ref"]), classical=S.ClassicalBoundaries(sigma_nm=1.5),
                                thresholds=[0.4, 0.6], min_segment_size=10, ground_truth=truth_ref(volumes), **BLOCKS)
     _, whole = stream(stub.Segment(segment, timeout=120))
-    boundary_refs, fragment_refs, merged = spread_and_merge(stub, segment, [[0, 1, 2, 3], [4, 5, 6, 7]])
+    boundary_refs, fragment_refs, stitching_refs, merged = spread_and_merge(stub, segment,
+                                                                            [[0, 1, 2, 3], [4, 5, 6, 7]])
     assert_same_segmentation(store, merged, whole)
     before = metric_values(service, "neuromesh_segmentation_voxels_total")
     other = S.SegmentRequest()
@@ -356,11 +368,12 @@ def test_blocks_done_once_are_reused_and_thresholds_do_not_move_them(stub, store
     again = blocks_of(stub, other, BOUNDARIES, [6, 2])
     assert list(again.boundaries) == [boundary_refs[6], boundary_refs[2]]
     again = blocks_of(stub, other, FRAGMENTS, [3], boundary_refs)
-    assert list(again.fragments) == [fragment_refs[3]]
+    assert list(again.fragments) == [fragment_refs[3]] and list(again.stitching) == [stitching_refs[3]]
     after = metric_values(service, "neuromesh_segmentation_voxels_total")
     assert after["predict"] == before["predict"] and after["watershed"] == before["watershed"]   # nothing computed
     progress, stored = stream(stub.MergeSegmentBlocks(S.MergeSegmentBlocksRequest(
-        segment=segment, block_boundaries=boundary_refs, block_fragments=fragment_refs), timeout=60))
+        segment=segment, block_boundaries=boundary_refs, block_fragments=fragment_refs,
+        block_stitching=stitching_refs), timeout=60))
     assert not progress and stored.segmentations[0].labels.sha256 == merged.segmentations[0].labels.sha256
 
 
@@ -407,13 +420,20 @@ def test_block_calls_refuse_bad_requests_naming_the_field(stub, store, volumes, 
     assert "another tiling" in message
     swapped = [real[1], real[0]] + real[2:]                  # blocks 0 and 1 have the same shape: no way to tell
     assert len(blocks_of(stub, segment, FRAGMENTS, [7], swapped).fragments) == 1
-    fragments = list(blocks_of(stub, segment, FRAGMENTS, list(range(8)), real).fragments)
+    computed = blocks_of(stub, segment, FRAGMENTS, list(range(8)), real)
+    fragments, stitching = list(computed.fragments), list(computed.stitching)
     assert "does not exist" in expect_error(
         merge(block_boundaries=real, block_fragments=fragments[:7] + [ArtifactRef(key="derived/none/f")]), NOT_FOUND,
         "block_fragments[7]")
     message = expect_error(merge(block_boundaries=real, block_fragments=real), INVALID, "block_fragments[0]")
     assert "uint64" in message
     expect_error(merge(block_boundaries=real), INVALID, "block_fragments")
+    # stitching (the default) needs every block's stitching labels, of the block's read
+    assert "no_stitching" in expect_error(merge(block_boundaries=real, block_fragments=fragments), INVALID,
+                                          "block_stitching")
+    message = expect_error(merge(block_boundaries=real, block_fragments=fragments,
+                                 block_stitching=fragments), INVALID, "block_stitching[0]")
+    assert "[20, 40, 40]" in message
     assert grpc_health_status(service.address, SERVICE.health_service) == "SERVING"
 
 
@@ -457,6 +477,13 @@ def test_bad_inputs_name_the_field(stub, store, volumes, service):
     assert "NaN" in expect_error(segment(raw=volume(nan_ref), **BLOCKS), grpc.StatusCode.INVALID_ARGUMENT, "raw")
     assert "shape" in expect_error(train(labels=volume(short)), grpc.StatusCode.INVALID_ARGUMENT, "labels")
     expect_error(segment(block_shape=[4, 32, 32], halo=[8, 8, 8]), grpc.StatusCode.INVALID_ARGUMENT, "halo")
+    assert ">= 0" in expect_error(segment(watershed=S.WatershedOptions(max_seed_depth=-1.0), **BLOCKS),
+                                  grpc.StatusCode.INVALID_ARGUMENT, "watershed.max_seed_depth")
+    # a cap that the halo (4 voxels along z) does not cover with the seed distance would give the
+    # blocks other seeds than the whole volume
+    message = expect_error(segment(watershed=S.WatershedOptions(max_seed_depth=7.0), **BLOCKS),
+                           grpc.StatusCode.INVALID_ARGUMENT, "watershed.max_seed_depth")
+    assert "halo of at least 9 voxels along z" in message
     missing = ArtifactRef(key="models/none/model.pt")
     assert "does not exist" in expect_error(segment(model=missing), grpc.StatusCode.NOT_FOUND, "model")
     expect_error(segment(model=not_model), grpc.StatusCode.INVALID_ARGUMENT, "model")
@@ -493,3 +520,44 @@ def test_cancelled_training_stops_at_the_next_report(stub, volumes, service):
                                     timeout=60))
     assert result.n_blocks == 8
     assert grpc_health_status(service.address, SERVICE.health_service) == "SERVING"
+
+
+# --- stitching: the blockwise result matches the whole-volume one ----------------------------------
+
+
+def test_eight_stitched_blocks_segment_like_one_block_over_the_whole_volume(stub, store, volumes):
+    """Synthetic EM cut into 2 x 2 x 2 blocks, neurites crossing every face: stitched (the default)
+    the fragments, and so the segments, are those of one block holding the whole volume, up to
+    their ids; unstitched, the pieces that the faces cut stay apart."""
+    raw = volume(volumes["test_raw_ref"])
+    # the seeds' distance transform capped at 4 nm = 4 voxels: halos of 8 >= 4 + min_seed_distance 2 see
+    # every seed of the core that the whole volume sees (and the flood that reaches the stitching boxes)
+    common = dict(raw=raw, classical=S.ClassicalBoundaries(sigma_nm=1.0), thresholds=[0.5],
+                  watershed=S.WatershedOptions(max_seed_depth=4.0, min_seed_distance=2), halo=[8, 16, 16])
+    _, whole = stream(stub.Segment(S.SegmentRequest(block_shape=list(SHAPE), **common), timeout=120))
+    _, stitched = stream(stub.Segment(S.SegmentRequest(block_shape=[16, 32, 32], **common), timeout=120))
+    _, cut = stream(stub.Segment(S.SegmentRequest(block_shape=[16, 32, 32], no_stitching=True, **common),
+                                 timeout=120))
+    assert (whole.n_blocks, stitched.n_blocks, cut.n_blocks) == (1, 8, 8)
+
+    def one_to_one(a_ref, b_ref) -> bool:
+        """Equal up to relabelling: every (a, b) pair of labels is the only one of its a and of its b."""
+        a, b = store.get_array(a_ref).ravel(), store.get_array(b_ref).ravel()
+        pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+        return np.unique(pairs[:, 0]).size == np.unique(pairs[:, 1]).size == len(pairs)
+
+    assert stitched.n_fragments == whole.n_fragments
+    assert one_to_one(stitched.fragments, whole.fragments)
+    assert one_to_one(stitched.segmentations[0].labels, whole.segmentations[0].labels)
+    assert stitched.segmentations[0].n_segments == whole.segmentations[0].n_segments
+    # without stitching, the pieces of the fragments that faces cut are more fragments
+    assert cut.n_fragments > whole.n_fragments
+    assert not one_to_one(cut.fragments, whole.fragments)
+
+    # the same over SegmentBlocks and MergeSegmentBlocks: bit for bit the one call's result
+    segment = S.SegmentRequest(block_shape=[16, 32, 32], **common)
+    *_, merged = spread_and_merge(stub, segment, [[0, 1, 2, 3, 4, 5, 6, 7]])
+    assert_same_segmentation(store, merged, stitched)
+    unstitched = S.SegmentRequest(block_shape=[16, 32, 32], no_stitching=True, **common)
+    *_, merged_cut = spread_and_merge(stub, unstitched, [[0, 1, 2, 3], [4, 5, 6, 7]])
+    assert_same_segmentation(store, merged_cut, cut)

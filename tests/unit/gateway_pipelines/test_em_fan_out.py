@@ -73,7 +73,10 @@ def test_a_volume_of_more_blocks_than_the_threshold_is_fanned_out_in_groups(meth
     assert {p: wired[p] for p in ("block_boundaries.7", "block_fragments.0", "block_fragments.7")} == {
         "block_boundaries.7": ("boundaries-2", "boundaries.1"), "block_fragments.0": ("fragments-0", "fragments.0"),
         "block_fragments.7": ("fragments-2", "fragments.1")}
-    assert len(wired) == 16 and {"segment.raw.ref", "segment.model", "segment.ground_truth.ref"} <= set(merge.inputs)
+    # and every block's stitching labels, from the FRAGMENTS step that computed the block
+    assert {p: wired[p] for p in ("block_stitching.0", "block_stitching.7")} == {
+        "block_stitching.0": ("fragments-0", "stitching.0"), "block_stitching.7": ("fragments-2", "stitching.1")}
+    assert len(wired) == 24 and {"segment.raw.ref", "segment.model", "segment.ground_truth.ref"} <= set(merge.inputs)
     assert upstream(by_id["contacts"]) == {"segmentation.ref": ("segment", "segmentations.1.labels")}
 
 
