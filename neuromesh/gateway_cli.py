@@ -322,17 +322,22 @@ def resolve_inputs(gw: GatewayClient, pipeline: Mapping[str, Any], assignments: 
     return inputs
 
 
+def follow_submitted(args, gw: GatewayClient, job: Mapping[str, Any]) -> int:
+    """A job just submitted: print its id and return (``--detach``), or follow it to its end."""
+    say(f"job {job['id']} {job['state']}")
+    if args.detach:
+        emit(args, job, lambda: job["id"])
+        return EXIT_OK
+    return watch_or_cancel(args, gw, job, cancel_on_interrupt=True)
+
+
 def cmd_run(args) -> int:
     params = parse_params(args.param, args.params_file)
     gw = connect(args)
     pipeline = gw.pipeline(args.pipeline)
     inputs = resolve_inputs(gw, pipeline, args.input)
     job = gw.run_pipeline(args.pipeline, inputs=inputs, params=params, idempotency_key=args.idempotency_key)
-    say(f"job {job['id']} {job['state']}")
-    if args.detach:
-        emit(args, job, lambda: job["id"])
-        return EXIT_OK
-    return watch_or_cancel(args, gw, job, cancel_on_interrupt=True)
+    return follow_submitted(args, gw, job)
 
 
 def cmd_submit(args) -> int:
@@ -344,11 +349,7 @@ def cmd_submit(args) -> int:
         raise UsageError(f"{args.file} is not JSON: {exc}") from None
     gw = connect(args)
     job = gw.submit(spec, idempotency_key=args.idempotency_key)
-    say(f"job {job['id']} {job['state']}")
-    if args.detach:
-        emit(args, job, lambda: job["id"])
-        return EXIT_OK
-    return watch_or_cancel(args, gw, job, cancel_on_interrupt=True)
+    return follow_submitted(args, gw, job)
 
 
 def cmd_pipelines(args) -> int:

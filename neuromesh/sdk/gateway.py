@@ -450,10 +450,11 @@ class GatewayClient:
         arrays (uploaded once by :meth:`stage_input`).
         """
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        staged = {}
-        if inputs:
+        staged = dict(inputs or {})
+        if any(not isinstance(v, str) or Path(v).expanduser().is_file() for v in staged.values()):
+            # something to upload: the pipeline's declared kinds check the files and arrays first
             kinds = {i["name"]: i["kind"] for i in self.pipeline(name).get("inputs", [])}
-            staged = {n: self.stage_input(v, kind=kinds.get(n)) for n, v in inputs.items()}
+            staged = {n: self.stage_input(v, kind=kinds.get(n)) for n, v in staged.items()}
         body = {"params": dict(params or {}), "inputs": staged}
         return self.request("POST", self._path("/v1/pipelines/", name) + "/jobs", body, headers=headers)[1]
 

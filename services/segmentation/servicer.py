@@ -213,16 +213,17 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             raise InvalidArgument(f"model s3://{ref.bucket}/{ref.key} is not a boundary-model checkpoint: {exc}",
                                   reason="NOT_A_MODEL", field="model") from None
 
-    async def _stream(self, work: Callable[..., Any], wrap: Callable[[Any], Any]):
-        """Run ``work`` holding a compute slot; yield ``wrap(progress)`` events, then ``(None, result)``."""
+    async def _stream(self, work: Callable[..., Any], response: type, outcome: list):
+        """Run ``work`` holding a compute slot; yield ``response(progress=...)`` events; its result is
+        appended to ``outcome`` (an async generator cannot return a value)."""
         try:
             async with self.limiter.slot():
                 async with contextlib.aclosing(stream_progress(work)) as events:
                     async for event in events:
                         if event.progress is not None:
-                            yield wrap(event.progress), None
+                            yield response(progress=event.progress)
                         else:
-                            yield None, event.result
+                            outcome.append(event.result)
         except BlockFailedError as exc:
             raise block_failure(exc) from exc
 
@@ -262,15 +263,12 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
             def work(progress):
                 return self._train(progress, options, raw, labels, train_box, val_box, prefix, resolved)
 
-            outcome = None
-            async with contextlib.aclosing(self._stream(work, lambda p: S.TrainBoundaryModelResponse(progress=p))) \
-                    as events:
-                async for event, result in events:
-                    if event is not None:
-                        yield event
-                    else:
-                        outcome = result
-        yield S.TrainBoundaryModelResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
+            outcome: list = []
+            async with contextlib.aclosing(self._stream(work, S.TrainBoundaryModelResponse, outcome)) as events:
+                async for event in events:
+                    yield event
+        kept = await self.store_result(prefix, outcome[0], resolved, SERVICE_VERSION)
+        yield S.TrainBoundaryModelResponse(result=kept)
 
     def _train(self, progress, options, raw: Region, labels: Region, train_box, val_box, prefix: str,
                resolved: S.TrainBoundaryModelRequest) -> S.TrainBoundaryModelResult:
@@ -370,25 +368,18 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
                      if with_truth else None)
             check_seed_depth_halo(options, raw.shape)
             channels = model.config.out_channels if model is not None else 1
-            halo_block = tuple(min(b + 2 * h, s) for b, h, s in zip(options.block_shape, options.halo, raw.shape))
-            block_bytes = math.prod(halo_block) * max(raw.dtype.itemsize, 4) * channels
-            if block_bytes > self.max_input_bytes:
-                raise ResourceExhausted(f"a block with its halo, {halo_block}, reads {block_bytes} bytes at once, more "
-                                        f"than NEUROMESH_MAX_INPUT_BYTES={self.max_input_bytes}: choose a smaller "
-                                        f"block_shape", field="block_shape")
+            self._check_block_bytes(options, raw.shape, raw.dtype, channels, field="block_shape")
             patch = options.patch_shape or pipeline.checkpoint_patch_shape((info or {}).get("metadata", {}))
 
             def work(progress):
                 return self._segment(progress, options, raw, truth, model, patch, prefix)
 
-            outcome = None
-            async with contextlib.aclosing(self._stream(work, lambda p: S.SegmentResponse(progress=p))) as events:
-                async for event, result in events:
-                    if event is not None:
-                        yield event
-                    else:
-                        outcome = result
-        yield S.SegmentResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
+            outcome: list = []
+            async with contextlib.aclosing(self._stream(work, S.SegmentResponse, outcome)) as events:
+                async for event in events:
+                    yield event
+        kept = await self.store_result(prefix, outcome[0], resolved, SERVICE_VERSION)
+        yield S.SegmentResponse(result=kept)
 
     # --- SegmentBlocks and MergeSegmentBlocks: Segment spread over replicas
 
@@ -426,13 +417,15 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
         except RequestError as exc:
             raise RequestError(exc.message, field=f"segment.{exc.field}") from None
 
-    def _check_block_bytes(self, options: SegmentOptions, shape, dtype, channels: int) -> None:
+    def _check_block_bytes(self, options: SegmentOptions, shape, dtype, channels: int, *,
+                           field: str = "segment.block_shape") -> None:
+        """RESOURCE_EXHAUSTED when one block with its halo would read more than the input limit."""
         halo_block = tuple(min(b + 2 * h, s) for b, h, s in zip(options.block_shape, options.halo, shape))
         block_bytes = math.prod(halo_block) * max(np.dtype(dtype).itemsize, 4) * max(channels, 1)
         if block_bytes > self.max_input_bytes:
             raise ResourceExhausted(f"a block with its halo, {halo_block}, reads {block_bytes} bytes at once, more "
                                     f"than NEUROMESH_MAX_INPUT_BYTES={self.max_input_bytes}: choose a smaller "
-                                    f"block_shape", field="segment.block_shape")
+                                    f"block_shape", field=field)
 
     async def _block_arrays(self, refs, field: str, blocks, kind: str) -> list[ArtifactRef]:
         """One stored array per block of the tiling, in block order: resolved (NOT_FOUND naming
@@ -526,16 +519,13 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
                 def work(progress):
                     return self._block_boundaries(progress, options, raw, model, patch, blocks, indices, prefix)
 
-            outcome = None
-            async with contextlib.aclosing(self._stream(work, lambda p: S.SegmentBlocksResponse(progress=p))) as events:
-                async for event, result in events:
-                    if event is not None:
-                        yield event
-                    else:
-                        outcome = result
-        outcome.MergeFrom(S.SegmentBlocksResult(stage=request.stage, block_indices=indices, n_blocks=len(blocks),
+            outcome: list = []
+            async with contextlib.aclosing(self._stream(work, S.SegmentBlocksResponse, outcome)) as events:
+                async for event in events:
+                    yield event
+        outcome[0].MergeFrom(S.SegmentBlocksResult(stage=request.stage, block_indices=indices, n_blocks=len(blocks),
                                                 block_shape=options.block_shape, halo=options.halo))
-        yield S.SegmentBlocksResponse(result=outcome)
+        yield S.SegmentBlocksResponse(result=outcome[0])
 
     def _block_boundaries(self, progress, options: SegmentOptions, raw: Region, model, patch, blocks, indices,
                           prefix: str) -> S.SegmentBlocksResult:
@@ -620,15 +610,12 @@ class SegmentationServicer(StoreBackedServicer, segmentation_pb2_grpc.Segmentati
                 return self._merge_blocks(progress, options, raw, truth, blocks, boundary_refs, fragment_refs,
                                           stitching_refs, prefix, source)
 
-            outcome = None
-            async with contextlib.aclosing(self._stream(work, lambda p: S.MergeSegmentBlocksResponse(progress=p))) \
-                    as events:
-                async for event, result in events:
-                    if event is not None:
-                        yield event
-                    else:
-                        outcome = result
-        yield S.MergeSegmentBlocksResponse(result=await self.store_result(prefix, outcome, resolved, SERVICE_VERSION))
+            outcome: list = []
+            async with contextlib.aclosing(self._stream(work, S.MergeSegmentBlocksResponse, outcome)) as events:
+                async for event in events:
+                    yield event
+        kept = await self.store_result(prefix, outcome[0], resolved, SERVICE_VERSION)
+        yield S.MergeSegmentBlocksResponse(result=kept)
 
     def _merge_blocks(self, progress, options: SegmentOptions, raw: Region, truth: Region | None, blocks,
                       boundary_refs, fragment_refs, stitching_refs, prefix: str, source: str) -> S.SegmentResult:

@@ -40,11 +40,10 @@ from gateway.pipelines import PIPELINES, CompositeStepExecutor, GatewayMethodTab
 from neuromesh.common.v1.artifact_pb2 import ArtifactRef
 from neuromesh.connectomics.v1 import connectomics_pb2 as C
 from neuromesh.connectomics.v1 import connectomics_pb2_grpc
-from neuromesh.stack.health import grpc_health_status
 from runtime_support.processes import ServiceProcess
-from services.common.registry import discover_services
 from services.common.settings import Settings
 from services.common.store import ArtifactStore
+from test_gateway_support import service_replicas
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -55,21 +54,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def services(s3_server, module_bucket, tmp_path_factory) -> dict[str, list[ServiceProcess]]:
     """Every service, started at once (their imports take seconds each), one thread of compute each."""
-    specs = {spec.name: spec for spec in discover_services()}
-    logs = tmp_path_factory.mktemp("pipeline-services")
-    started = {name: [ServiceProcess(specs[name], s3_server, module_bucket, logs / f"{name}-{i}.log",
-                                     compute_threads="1") for i in range(n)] for name, n in REPLICAS.items()}
-    processes = [p for group in started.values() for p in group]
-    for p in processes:
-        p.process.start()
-    try:
-        for p in processes:
-            p.process.wait_healthy(lambda p=p: grpc_health_status(p.address, p.spec.health_service) == "SERVING",
-                                   timeout_s=180, interval_s=0.2)
+    with service_replicas(s3_server, module_bucket, REPLICAS, tmp_path_factory.mktemp("pipeline-services")) as started:
         yield started
-    finally:
-        for p in processes:
-            p.stop()
 
 
 @pytest.fixture(scope="module")

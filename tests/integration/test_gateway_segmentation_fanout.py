@@ -35,12 +35,10 @@ from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.pipelines import PIPELINES, CompositeStepExecutor, GatewayMethodTable
 from neuromesh.common.v1.artifact_pb2 import ArtifactRef
-from neuromesh.stack.health import grpc_health_status
 from runtime_support.processes import ServiceProcess
-from services.common.registry import discover_services
 from services.common.settings import Settings
 from services.common.store import ArtifactStore
-from test_gateway_support import calls, client, gateway_process, started, wait_for
+from test_gateway_support import calls, client, gateway_process, service_replicas, started, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -54,24 +52,9 @@ FANNED = {**PARAMS, "fan_out_blocks": 4, "blocks_per_step": 2}
 
 @pytest.fixture(scope="module")
 def services(s3_server, module_bucket, tmp_path_factory) -> dict[str, list[ServiceProcess]]:
-    specs = {spec.name: spec for spec in discover_services()}
-    logs = tmp_path_factory.mktemp("fanout-services")
-    started_ = {"segmentation": [ServiceProcess(specs["segmentation"], s3_server, module_bucket,
-                                                logs / f"segmentation-{i}.log", compute_threads="1")
-                                 for i in range(2)],
-                "connectomics": [ServiceProcess(specs["connectomics"], s3_server, module_bucket,
-                                                logs / "connectomics.log", compute_threads="1")]}
-    processes = [p for group in started_.values() for p in group]
-    for p in processes:
-        p.process.start()
-    try:
-        for p in processes:
-            p.process.wait_healthy(lambda p=p: grpc_health_status(p.address, p.spec.health_service) == "SERVING",
-                                   timeout_s=180, interval_s=0.2)
-        yield started_
-    finally:
-        for p in processes:
-            p.stop()
+    with service_replicas(s3_server, module_bucket, {"segmentation": 2, "connectomics": 1},
+                          tmp_path_factory.mktemp("fanout-services")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -45,21 +45,37 @@ def token_digests() -> str:
     return json.dumps({t: hashlib.sha256(v.encode()).hexdigest() for t, v in TOKENS.items()})
 
 
-def start_services(s3_server, bucket: str, names: list[str], log_dir: Path) -> list[ServiceProcess]:
-    """Start the services at once (their imports take seconds each) and wait until all serve."""
-    processes = [ServiceProcess(SPECS[name], s3_server, bucket, log_dir / f"{name}-{i}.log")
+def start_services(s3_server, bucket: str, names: list[str], log_dir: Path, *, timeout_s: float = 120,
+                   **settings: str) -> list[ServiceProcess]:
+    """Start the services at once (their imports take seconds each) and wait until all serve;
+    ``settings`` are ``NEUROMESH_*`` settings of each (``compute_threads="1"``)."""
+    processes = [ServiceProcess(SPECS[name], s3_server, bucket, log_dir / f"{name}-{i}.log", **settings)
                  for i, name in enumerate(names)]
     for p in processes:
         p.process.start()
     try:
         for p in processes:
             p.process.wait_healthy(lambda p=p: grpc_health_status(p.address, p.spec.health_service) == "SERVING",
-                                   timeout_s=120, interval_s=0.2)
+                                   timeout_s=timeout_s, interval_s=0.2)
     except BaseException:
         for p in processes:
             p.stop()
         raise
     return processes
+
+
+@contextlib.contextmanager
+def service_replicas(s3_server, bucket: str, replicas: dict[str, int], log_dir: Path,
+                     **settings: str) -> Iterator[dict[str, list[ServiceProcess]]]:
+    """``replicas[name]`` processes of each service, started at once, one thread of compute each;
+    stopped on exit. Yields them by service name."""
+    names = [name for name, n in replicas.items() for _ in range(n)]
+    processes = start_services(s3_server, bucket, names, log_dir, timeout_s=180, compute_threads="1", **settings)
+    try:
+        yield {name: [p for p in processes if p.spec.name == name] for name in replicas}
+    finally:
+        for p in processes:
+            p.stop()
 
 
 def gateway_process(log_path: Path, s3_server, bucket: str, database_url: str, endpoints: dict[str, list[str]],
